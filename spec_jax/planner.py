@@ -1,0 +1,160 @@
+"""MPPI planning in the TD-MPC2 latent space, jit-compiled.
+
+``plan`` works on ONE environment ([O] observation); vmap it over a batch of environments
+(``plan_batch``). The horizon is a lax.scan, the MPPI iterations a lax.fori_loop.
+"""
+import functools
+from typing import NamedTuple
+
+import chex
+import flax
+import jax
+import jax.numpy as jnp
+
+from spec_jax import config as config_lib
+from spec_jax import world_model as wm_lib
+
+
+@flax.struct.dataclass
+class PlannerState:
+  """Carried between plan calls: the previous MPPI mean [H, A] for the warm start."""
+  prev_mean: jax.Array
+
+
+def init_state(cfg: config_lib.PlannerConfig, action_dim: int) -> PlannerState:
+  return PlannerState(prev_mean=jnp.zeros((cfg.horizon, action_dim)))
+
+
+class PlanResult(NamedTuple):
+  action: jax.Array    # [A]      first action to execute (noised unless eval_mode), in [-1, 1]
+  actions: jax.Array   # [H, A]   the whole chosen sequence (actions[0] == action)
+  latents: jax.Array   # [H+1, Z] z_0 = enc(obs), z_{t+1} = d(z_t, actions[t])
+  mean: jax.Array      # [H, A]   final MPPI mean
+  std: jax.Array       # [H, A]   final MPPI std
+  value: jax.Array     # []       estimated value of the chosen elite
+
+
+def estimate_value(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerConfig,
+                   z: jax.Array, actions: jax.Array, key: jax.Array) -> jax.Array:
+  """Value of action sequences. z [N, Z], actions [H, N, A] -> [N].
+
+  sum_t discount^t r_hat_t + discount^H * Q_avg(z_H, pi(z_H)) with Q_avg over 2 random members.
+  """
+  def step(carry, a_t):
+    z_t, ret, disc = carry
+    r = model.reward(params, z_t, a_t)
+    return (model.next(params, z_t, a_t), ret + disc * r, disc * cfg.discount), None
+
+  init = (z, jnp.zeros(z.shape[0]), jnp.ones(()))
+  (z_h, ret, disc), _ = jax.lax.scan(step, init, actions)
+  pi_key, q_key = jax.random.split(key)
+  a_h, _ = model.pi(params, z_h, pi_key)
+  return ret + disc * model.q_pair(params['Qs'], z_h, a_h, q_key, reduce='avg')
+
+
+def policy_rollout(model: wm_lib.WorldModel, params, z: jax.Array, horizon: int,
+                   key: jax.Array) -> jax.Array:
+  """Actions of the policy prior rolled out through the dynamics. z [N, Z] -> [H, N, A]."""
+  def step(z_t, k):
+    a, _ = model.pi(params, z_t, k)
+    return model.next(params, z_t, a), a
+
+  _, actions = jax.lax.scan(step, z, jax.random.split(key, horizon))
+  return actions
+
+
+def rollout_latents(model: wm_lib.WorldModel, params, z0: jax.Array,
+                    actions: jax.Array) -> jax.Array:
+  """z0 [Z], actions [H, A] -> latents [H+1, Z] (z0 first)."""
+  def step(z, a):
+    z_next = model.next(params, z, a)
+    return z_next, z_next
+
+  _, zs = jax.lax.scan(step, z0, actions)
+  return jnp.concatenate([z0[None], zs], axis=0)
+
+
+def _mppi_update(cfg: config_lib.PlannerConfig, value: jax.Array, actions: jax.Array,
+                 temperature: jax.Array):
+  """Elite selection and score-weighted mean/std. value [N], actions [H, N, A]."""
+  value = jnp.nan_to_num(value, nan=0.0)
+  elite_value, elite_idx = jax.lax.top_k(value, cfg.num_elites)
+  elite_actions = actions[:, elite_idx]                                    # [H, E, A]
+  score = jnp.exp(temperature * (elite_value - jnp.max(elite_value)))
+  score = score / jnp.sum(score)
+  mean = jnp.einsum('e,hea->ha', score, elite_actions) / (jnp.sum(score) + 1e-9)
+  var = jnp.einsum('e,hea->ha', score, jnp.square(elite_actions - mean[:, None])) / (
+      jnp.sum(score) + 1e-9)
+  std = jnp.clip(jnp.sqrt(var), cfg.min_std, cfg.max_std)
+  return mean, std, elite_actions, elite_value, score
+
+
+def _check_plan_inputs(model, cfg, obs, state):
+  chex.assert_rank(obs, 1)
+  if obs.shape[0] != model.cfg.obs_dim:
+    raise ValueError(f'plan: obs must be [{model.cfg.obs_dim}], got {tuple(obs.shape)}; '
+                     'use plan_batch for [B, O]')
+  chex.assert_shape(state.prev_mean, (cfg.horizon, model.cfg.action_dim))
+
+
+@functools.partial(jax.jit, static_argnames=('model', 'cfg', 'eval_mode'))
+def plan(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerConfig, state: PlannerState,
+         obs: jax.Array, key: jax.Array, t0: jax.Array, eval_mode: bool = False,
+         temperature=None):
+  """One MPPI plan from observation ``obs`` [O].
+
+  Args: t0 (traced bool) resets the warm start; temperature (traced scalar, default
+  cfg.temperature). Returns (PlanResult, new PlannerState).
+  """
+  _check_plan_inputs(model, cfg, obs, state)
+  temperature = jnp.asarray(cfg.temperature if temperature is None else temperature, jnp.float32)
+  H, N, P, A = cfg.horizon, cfg.num_samples, cfg.num_pi_trajs, model.cfg.action_dim
+  pi_key, loop_key, select_key, noise_key = jax.random.split(key, 4)
+  z0 = model.encode(params, obs)
+  pi_actions = policy_rollout(model, params, jnp.broadcast_to(z0, (P, z0.shape[-1])), H,
+                              pi_key) if P > 0 else jnp.zeros((H, 0, A))
+  z = jnp.broadcast_to(z0, (N, z0.shape[-1]))
+  shifted = jnp.concatenate([state.prev_mean[1:], jnp.zeros((1, A))], axis=0)
+  mean = jnp.where(jnp.asarray(t0), jnp.zeros((H, A)), shifted)
+  std = jnp.full((H, A), cfg.max_std)
+
+  def iteration(i, carry):
+    mean, std, _, _, _ = carry
+    noise_key, value_key = jax.random.split(jax.random.fold_in(loop_key, i))
+    r = jax.random.normal(noise_key, (H, N - P, A))
+    sampled = jnp.clip(mean[:, None] + std[:, None] * r, -1.0, 1.0)
+    actions = jnp.concatenate([pi_actions, sampled], axis=1)
+    value = estimate_value(model, params, cfg, z, actions, value_key)
+    return _mppi_update(cfg, value, actions, temperature)
+
+  E = cfg.num_elites
+  init = (mean, std, jnp.zeros((H, E, A)), jnp.zeros((E,)), jnp.ones((E,)) / E)
+  mean, std, elite_actions, elite_value, score = jax.lax.fori_loop(
+      0, cfg.iterations, iteration, init)
+  idx = jax.random.categorical(select_key, jnp.log(score))
+  chosen = elite_actions[:, idx]                                            # [H, A]
+  first = chosen[0]
+  if not eval_mode:
+    first = first + std[0] * jax.random.normal(noise_key, (A,))
+  first = jnp.clip(first, -1.0, 1.0)
+  chosen = chosen.at[0].set(first)
+  latents = rollout_latents(model, params, z0, chosen)
+  result = PlanResult(action=first, actions=chosen, latents=latents, mean=mean, std=std,
+                      value=elite_value[idx])
+  return result, PlannerState(prev_mean=mean)
+
+
+@functools.partial(jax.jit, static_argnames=('model', 'cfg', 'eval_mode'))
+def plan_batch(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerConfig,
+               state: PlannerState, obs: jax.Array, key: jax.Array, t0: jax.Array,
+               eval_mode: bool = False, temperature=None):
+  """``plan`` vmapped over environments: obs [B, O], state.prev_mean [B, H, A], t0 [B].
+
+  ``key`` is a single key (split per environment). Returns batched (PlanResult, PlannerState).
+  """
+  chex.assert_rank(obs, 2)
+  B = obs.shape[0]
+  keys = jax.random.split(key, B)
+  temperature = jnp.asarray(cfg.temperature if temperature is None else temperature, jnp.float32)
+  fn = lambda s, o, k, t: plan(model, params, cfg, s, o, k, t, eval_mode, temperature)
+  return jax.vmap(fn)(state, obs, keys, jnp.broadcast_to(jnp.asarray(t0), (B,)))
