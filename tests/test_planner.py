@@ -1,0 +1,148 @@
+"""MPPI planner: bounds, determinism, optimisation on a known problem, vmap, warm start."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from spec_jax import config
+from spec_jax import planner
+from spec_jax import world_model
+import toy
+
+OBS, ACT = 9, 4
+SMALL = config.PlannerConfig(horizon=3, iterations=3, num_samples=64, num_elites=8,
+                             num_pi_trajs=4)
+
+
+@pytest.fixture(scope='module')
+def agent():
+  wm = world_model.WorldModel(config.model_config(1, OBS, ACT))
+  params = wm.init(jax.random.PRNGKey(0))
+  # Non-zero reward/Q heads so that planning is not trivially flat.
+  params = jax.tree_util.tree_map(lambda x: x, params)
+  k1, k2 = jax.random.split(jax.random.PRNGKey(9))
+  params['reward']['dense_out']['kernel'] = 0.1 * jax.random.normal(
+      k1, params['reward']['dense_out']['kernel'].shape)
+  params['Qs']['dense_out']['kernel'] = 0.1 * jax.random.normal(
+      k2, params['Qs']['dense_out']['kernel'].shape)
+  return wm, params
+
+
+def _plan(agent, key, obs=None, t0=True, eval_mode=False, state=None):
+  wm, params = agent
+  obs = jnp.linspace(-1, 1, OBS) if obs is None else obs
+  state = planner.init_state(SMALL, ACT) if state is None else state
+  return planner.plan(wm, params, SMALL, state, obs, key, t0, eval_mode)
+
+
+def test_shapes_and_bounds(agent):
+  res, state = _plan(agent, jax.random.PRNGKey(1))
+  assert res.action.shape == (ACT,) and res.actions.shape == (3, ACT)
+  assert res.latents.shape == (4, 128) and res.mean.shape == (3, ACT)
+  assert state.prev_mean.shape == (3, ACT)
+  assert bool(jnp.all(jnp.abs(res.actions) <= 1.0))
+  np.testing.assert_array_equal(res.action, res.actions[0])
+  assert bool(jnp.all(res.std >= SMALL.min_std - 1e-6)) and bool(jnp.all(res.std <= SMALL.max_std))
+
+
+def test_latent_rollout_is_dynamics_of_chosen_actions(agent):
+  wm, params = agent
+  res, _ = _plan(agent, jax.random.PRNGKey(1))
+  z = wm.encode(params, jnp.linspace(-1, 1, OBS))
+  np.testing.assert_allclose(res.latents[0], z, atol=1e-6)
+  for t in range(3):
+    z = wm.next(params, z, res.actions[t])
+    np.testing.assert_allclose(res.latents[t + 1], z, atol=1e-5)
+
+
+def test_deterministic_for_fixed_key(agent):
+  a, _ = _plan(agent, jax.random.PRNGKey(3))
+  b, _ = _plan(agent, jax.random.PRNGKey(3))
+  c, _ = _plan(agent, jax.random.PRNGKey(4))
+  np.testing.assert_array_equal(a.actions, b.actions)
+  assert not np.allclose(a.actions, c.actions)
+
+
+def test_eval_mode_returns_elite_first_action(agent):
+  a, _ = _plan(agent, jax.random.PRNGKey(3), eval_mode=True)
+  b, _ = _plan(agent, jax.random.PRNGKey(3), eval_mode=False)
+  np.testing.assert_array_equal(a.actions[1:], b.actions[1:])
+  assert not np.allclose(a.action, b.action)  # exploration noise on the first action
+
+
+def test_warm_start_used_only_when_not_t0(agent):
+  s1 = planner.PlannerState(prev_mean=jnp.zeros((3, ACT)))
+  s2 = planner.PlannerState(prev_mean=0.9 * jnp.ones((3, ACT)))
+  key = jax.random.PRNGKey(5)
+  a1, _ = _plan(agent, key, t0=True, state=s1)
+  a2, _ = _plan(agent, key, t0=True, state=s2)
+  np.testing.assert_array_equal(a1.actions, a2.actions)
+  b1, _ = _plan(agent, key, t0=False, state=s1)
+  b2, _ = _plan(agent, key, t0=False, state=s2)
+  assert not np.allclose(b1.mean, b2.mean)
+  # With t0=False and a zero previous mean the shifted mean is zero, as at t0.
+  np.testing.assert_array_equal(b1.actions, a1.actions)
+
+
+def test_improves_over_random_on_known_optimum():
+  model = toy.ToyModel()
+  cfg = config.PlannerConfig(horizon=3, iterations=6, num_samples=256, num_elites=32,
+                             num_pi_trajs=8, temperature=5.0, discount=1.0)
+  state = planner.init_state(cfg, 3)
+  res, _ = planner.plan(model, toy.TOY_PARAMS, cfg, state, jnp.zeros(3), jax.random.PRNGKey(0),
+                        True, True)
+  target = jnp.asarray(model.target)
+  np.testing.assert_allclose(res.mean, jnp.broadcast_to(target, (3, 3)), atol=0.2)
+  plan_value = -jnp.sum(jnp.square(res.actions - target))
+  rand = jax.random.uniform(jax.random.PRNGKey(1), (1000, 3, 3), minval=-1, maxval=1)
+  rand_value = -jnp.sum(jnp.square(rand - target), axis=(1, 2))
+  assert plan_value > jnp.percentile(rand_value, 99)
+  assert plan_value > -0.1  # optimum is 0
+
+
+def test_temperature_is_traced_and_matters():
+  model = toy.ToyModel()
+  state = planner.init_state(SMALL, 3)
+  fn = jax.jit(jax.vmap(lambda temp: planner.plan(model, toy.TOY_PARAMS, SMALL, state,
+                                                  jnp.zeros(3), jax.random.PRNGKey(0), True,
+                                                  True, temp)[0].mean))
+  means = fn(jnp.array([0.01, 50.0]))
+  assert means.shape == (2, 3, 3)
+  assert not np.allclose(means[0], means[1])
+
+
+def test_vmap_over_envs_equals_single_calls(agent):
+  wm, params = agent
+  obs = jax.random.normal(jax.random.PRNGKey(0), (2, OBS))
+  state = planner.PlannerState(prev_mean=jnp.stack([jnp.zeros((3, ACT)), 0.5 * jnp.ones((3, ACT))]))
+  key = jax.random.PRNGKey(11)
+  t0 = jnp.array([True, False])
+  batch, bstate = planner.plan_batch(wm, params, SMALL, state, obs, key, t0)
+  keys = jax.random.split(key, 2)
+  for i in range(2):
+    single, sstate = planner.plan(wm, params, SMALL, jax.tree_util.tree_map(lambda x: x[i], state),
+                                  obs[i], keys[i], t0[i])
+    np.testing.assert_allclose(batch.actions[i], single.actions, atol=1e-5)
+    np.testing.assert_allclose(batch.latents[i], single.latents, atol=1e-5)
+    np.testing.assert_allclose(bstate.prev_mean[i], sstate.prev_mean, atol=1e-5)
+
+
+def test_bad_inputs(agent):
+  wm, params = agent
+  state = planner.init_state(SMALL, ACT)
+  with pytest.raises(ValueError, match='obs must be'):
+    planner.plan(wm, params, SMALL, state, jnp.ones(OBS + 1), jax.random.PRNGKey(0), True)
+  with pytest.raises(ValueError, match='num_elites'):
+    config.PlannerConfig(num_samples=16, num_elites=32, num_pi_trajs=0)
+  with pytest.raises(ValueError, match='temperature'):
+    config.PlannerConfig(temperature=0.0)
+
+
+def test_planner_defaults_match_official():
+  cfg = config.planner_config(action_dim=21, episode_length=500)
+  assert (cfg.horizon, cfg.iterations, cfg.num_samples, cfg.num_elites, cfg.num_pi_trajs) == (
+      3, 8, 512, 64, 24)
+  assert cfg.discount == pytest.approx(0.99)
+  assert config.planner_config(action_dim=1, episode_length=500).iterations == 6
+  assert config.discount_for_episode(1000) == pytest.approx(0.995)
+  assert config.discount_for_episode(50) == pytest.approx(0.95)

@@ -1,0 +1,40 @@
+"""A tiny latent problem with a known optimum, exposing the world-model interface."""
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+
+@dataclasses.dataclass(frozen=True)
+class ToyCfg:
+  obs_dim: int = 3
+  action_dim: int = 3
+  latent_dim: int = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class ToyModel:
+  """Latent = observation, static dynamics, reward = -||a - target||^2, Q = 0.
+
+  The optimal plan is a_t = target for every t, with value 0.
+  """
+  cfg: ToyCfg = ToyCfg()
+  target: tuple = (0.3, -0.6, 0.8)
+
+  def encode(self, params, obs):
+    return obs
+
+  def next(self, params, z, a):
+    return z
+
+  def reward(self, params, z, a):
+    return -jnp.sum(jnp.square(a - jnp.asarray(self.target)), axis=-1)
+
+  def pi(self, params, z, key):
+    return jax.random.uniform(key, z.shape[:-1] + (self.cfg.action_dim,), minval=-1, maxval=1), None
+
+  def q_pair(self, q_params, z, a, key, reduce='avg'):
+    return jnp.zeros(z.shape[:-1])
+
+
+TOY_PARAMS = {'Qs': {}}
