@@ -1,0 +1,115 @@
+"""Replay buffer as a JAX pytree, fed by one or many parallel environments.
+
+Layout: ``E`` environment streams, each a ring of ``C`` records. Record t of a stream holds
+(obs_t, action_t, reward_t, episode id): the action taken at obs_t and the reward it earned.
+All streams write one record per environment step (one jitted ``add`` for the whole batch of
+environments). A sample is a sub-trajectory of ``L = H + 1`` consecutive records of one stream
+that lie inside one episode and do not cross the ring's write head:
+``obs [L, B, O]``, ``action [L-1, B, A]``, ``reward [L-1, B]``.
+
+Deliberate deviation from the official buffer: the observation reached by the last step of an
+episode is not stored, so the final transition of each episode is never the last transition of
+a sample (1 transition in 500 for DMC).
+"""
+import functools
+from typing import NamedTuple
+
+import chex
+import flax
+import jax
+import jax.numpy as jnp
+
+
+class Batch(NamedTuple):
+  obs: jax.Array     # [L, B, O]
+  action: jax.Array  # [L-1, B, A]
+  reward: jax.Array  # [L-1, B]
+
+
+@flax.struct.dataclass
+class ReplayBuffer:
+  obs: jax.Array       # [E, C, O]
+  action: jax.Array    # [E, C, A]
+  reward: jax.Array    # [E, C]
+  episode: jax.Array   # [E, C] int32, -1 where empty
+  pos: jax.Array       # [] int32: next write index (shared by all streams)
+  count: jax.Array     # [] int32: records written per stream so far
+
+  @property
+  def num_envs(self) -> int:
+    return self.obs.shape[0]
+
+  @property
+  def capacity(self) -> int:
+    return self.obs.shape[1]
+
+  def size(self) -> int:
+    return int(self.num_envs * min(int(self.count), self.capacity))
+
+
+def init(num_envs: int, capacity: int, obs_dim: int, action_dim: int) -> ReplayBuffer:
+  """Empty buffer of ``num_envs`` streams x ``capacity`` records (total = num_envs*capacity)."""
+  if num_envs < 1 or capacity < 2:
+    raise ValueError(f'need num_envs >= 1 and capacity >= 2, got {num_envs}, {capacity}')
+  return ReplayBuffer(obs=jnp.zeros((num_envs, capacity, obs_dim), jnp.float32),
+                      action=jnp.zeros((num_envs, capacity, action_dim), jnp.float32),
+                      reward=jnp.zeros((num_envs, capacity), jnp.float32),
+                      episode=-jnp.ones((num_envs, capacity), jnp.int32),
+                      pos=jnp.zeros((), jnp.int32), count=jnp.zeros((), jnp.int32))
+
+
+@jax.jit
+def add(buf: ReplayBuffer, obs: jax.Array, action: jax.Array, reward: jax.Array,
+        episode: jax.Array) -> ReplayBuffer:
+  """Writes one record per stream: obs [E, O], action [E, A], reward [E], episode [E] (int)."""
+  E = buf.num_envs
+  chex.assert_shape(obs, (E, buf.obs.shape[-1]))
+  chex.assert_shape(action, (E, buf.action.shape[-1]))
+  chex.assert_shape(reward, (E,))
+  chex.assert_shape(episode, (E,))
+  p = buf.pos
+  return buf.replace(obs=buf.obs.at[:, p].set(obs), action=buf.action.at[:, p].set(action),
+                     reward=buf.reward.at[:, p].set(reward),
+                     episode=buf.episode.at[:, p].set(episode.astype(jnp.int32)),
+                     pos=(p + 1) % buf.capacity, count=buf.count + 1)
+
+
+def _valid_start(buf: ReplayBuffer, env_idx: jax.Array, start: jax.Array, length: int):
+  """Whether records start..start+length-1 of stream env_idx form one in-episode window."""
+  C = buf.capacity
+  filled = jnp.minimum(buf.count, C)
+  oldest = jnp.where(buf.count >= C, buf.pos, 0)
+  age = (start - oldest) % C
+  last = (start + length - 1) % C
+  ep0, ep1 = buf.episode[env_idx, start], buf.episode[env_idx, last]
+  return (age + length <= filled) & (ep0 >= 0) & (ep0 == ep1)
+
+
+@functools.partial(jax.jit, static_argnames=('batch_size', 'length', 'oversample'))
+def sample(buf: ReplayBuffer, key: jax.Array, batch_size: int, length: int,
+           oversample: int = 4) -> Batch:
+  """Uniformly samples ``batch_size`` valid windows of ``length`` records: candidates are
+  drawn in the filled region and those crossing an episode boundary or the write head are
+  rejected (``oversample * batch_size`` candidates). Call only when ``can_sample`` is True."""
+  cand_key, pick_key = jax.random.split(key)
+  n = oversample * batch_size
+  env_key, start_key = jax.random.split(cand_key)
+  env_idx = jax.random.randint(env_key, (n,), 0, buf.num_envs)
+  filled = jnp.maximum(jnp.minimum(buf.count, buf.capacity), 1)
+  oldest = jnp.where(buf.count >= buf.capacity, buf.pos, 0)
+  start = (oldest + jax.random.randint(start_key, (n,), 0, filled)) % buf.capacity
+  valid = _valid_start(buf, env_idx, start, length).astype(jnp.float32)
+  probs = jnp.where(valid.sum() > 0, valid / jnp.maximum(valid.sum(), 1.0), 1.0 / n)
+  pick = jax.random.choice(pick_key, n, (batch_size,), p=probs)
+  e, s = env_idx[pick], start[pick]
+  idx = (s[None, :] + jnp.arange(length)[:, None]) % buf.capacity      # [L, B]
+  return Batch(obs=buf.obs[e[None], idx], action=buf.action[e[None], idx[:-1]],
+               reward=buf.reward[e[None], idx[:-1]])
+
+
+def can_sample(buf: ReplayBuffer, length: int) -> bool:
+  """True when at least one complete window of ``length`` records is stored."""
+  starts = jnp.arange(buf.capacity)
+  ok = jax.vmap(lambda e: _valid_start(buf, jnp.full_like(starts, e), starts, length))(
+      jnp.arange(buf.num_envs))
+  return bool(ok.any())
