@@ -113,3 +113,24 @@ def can_sample(buf: ReplayBuffer, length: int) -> bool:
   ok = jax.vmap(lambda e: _valid_start(buf, jnp.full_like(starts, e), starts, length))(
       jnp.arange(buf.num_envs))
   return bool(ok.any())
+
+
+@functools.partial(jax.jit, donate_argnums=0)
+def add_sequence(buf: ReplayBuffer, obs: jax.Array, action: jax.Array, reward: jax.Array,
+                 episode: jax.Array) -> ReplayBuffer:
+  """Writes T records per stream at once: obs [T, E, O], action [T, E, A], reward [T, E],
+  episode [T, E] (int). The buffer argument is donated (updated in place where supported)."""
+  T, E = obs.shape[:2]
+  chex.assert_shape(obs, (T, buf.num_envs, buf.obs.shape[-1]))
+  chex.assert_shape(action, (T, E, buf.action.shape[-1]))
+  chex.assert_shape(reward, (T, E))
+  chex.assert_shape(episode, (T, E))
+  if T > buf.capacity:
+    raise ValueError(f'cannot add {T} records to a ring of capacity {buf.capacity}')
+  idx = (buf.pos + jnp.arange(T)) % buf.capacity
+  swap = lambda x: jnp.swapaxes(x, 0, 1)
+  return buf.replace(obs=buf.obs.at[:, idx].set(swap(obs)),
+                     action=buf.action.at[:, idx].set(swap(action)),
+                     reward=buf.reward.at[:, idx].set(swap(reward)),
+                     episode=buf.episode.at[:, idx].set(swap(episode).astype(jnp.int32)),
+                     pos=(buf.pos + T) % buf.capacity, count=buf.count + T)

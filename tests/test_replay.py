@@ -55,3 +55,21 @@ def test_can_sample_and_bad_args():
     replay.init(0, 8, 2, 1)
   with pytest.raises(AssertionError):
     replay.add(buf, jnp.zeros((2, 2)), jnp.zeros((2, 1)), jnp.zeros(2), jnp.zeros(2, jnp.int32))
+
+
+def test_add_sequence_equals_repeated_add():
+  a = _fill(replay.init(2, 8, 2, 1), 11, ep_len=4, num_envs=2)
+  T = 11
+  obs = jnp.stack([jnp.stack([jnp.full((2,), 1000.0 * e + i) for e in range(2)]) for i in range(T)])
+  act = jnp.broadcast_to(jnp.arange(T, dtype=jnp.float32)[:, None, None], (T, 2, 1))
+  rew = jnp.broadcast_to(jnp.arange(T, dtype=jnp.float32)[:, None], (T, 2))
+  ep = jnp.broadcast_to((jnp.arange(T) // 4)[:, None], (T, 2))
+  b = replay.add_sequence(replay.init(2, 16, 2, 1), obs[:5], act[:5], rew[:5], ep[:5])
+  b = replay.init(2, 8, 2, 1)
+  b = replay.add_sequence(b, obs[:5], act[:5], rew[:5], ep[:5])
+  b = replay.add_sequence(b, obs[5:], act[5:], rew[5:], ep[5:])
+  for name in ('obs', 'action', 'reward', 'episode', 'pos', 'count'):
+    np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+  with pytest.raises(ValueError, match='capacity'):
+    replay.add_sequence(b, jnp.zeros((9, 2, 2)), jnp.zeros((9, 2, 1)), jnp.zeros((9, 2)),
+                        jnp.zeros((9, 2), jnp.int32))

@@ -1,0 +1,46 @@
+"""Builds library objects from an ml_collections experiment config (no flags, no paths)."""
+from typing import Any, Dict
+
+from spec_jax import agent
+from spec_jax import config as config_lib
+from spec_jax import world_model as wm_lib
+
+_REQUIRED = ('task', 'backend', 'seed', 'model_size', 'episode_length', 'action_repeat')
+
+
+def _dict(node) -> Dict[str, Any]:
+  if node is None:
+    return {}
+  return dict(node.to_dict() if hasattr(node, 'to_dict') else node)
+
+
+def check_config(cfg) -> None:
+  missing = [k for k in _REQUIRED if k not in cfg]
+  if missing:
+    raise ValueError(f'experiment config lacks {missing}')
+  if cfg.backend not in ('dmc', 'mjx'):
+    raise ValueError(f"backend must be 'dmc' or 'mjx', got {cfg.backend!r}")
+
+
+def make_env(cfg, seed: int = 0):
+  """The environment named by ``cfg.task`` / ``cfg.backend``."""
+  check_config(cfg)
+  if cfg.backend == 'dmc':
+    from spec_jax.envs import dmc
+    return dmc.DMCEnv(cfg.task, seed=seed, action_repeat=cfg.action_repeat,
+                      episode_length=cfg.episode_length)
+  from spec_jax.envs import mjx
+  return mjx.MJXEnv(cfg.task, impl=cfg.get('impl', 'jax'), action_repeat=cfg.action_repeat,
+                    episode_length=cfg.episode_length,
+                    model_scale=_dict(cfg.get('model_scale')) or None)
+
+
+def make_agent_configs(cfg, obs_dim: int, action_dim: int):
+  """(WorldModel, PlannerConfig, TrainConfig) from the config's model/planner/train blocks."""
+  model_cfg = config_lib.model_config(cfg.model_size, obs_dim, action_dim,
+                                      **_dict(cfg.get('model')))
+  planner_cfg = config_lib.planner_config(action_dim, cfg.episode_length,
+                                          **_dict(cfg.get('planner')))
+  train_kw = dict(horizon=planner_cfg.horizon, discount=planner_cfg.discount)
+  train_kw.update(_dict(cfg.get('train')))
+  return wm_lib.WorldModel(model_cfg), planner_cfg, agent.TrainConfig(**train_kw)

@@ -1,0 +1,149 @@
+"""Orbax checkpoints (full train state, optional replay buffer) and agent exports.
+
+* ``Checkpointer``: periodic saves of the whole training run in ``<dir>/<step>/`` (train state,
+  planner state, trainer counters, optionally the replay buffer) with ``max_to_keep``; restore
+  of the latest step into an abstract template.
+* ``export_agent`` / ``load_agent``: a self-contained directory (world-model params + JSON
+  metadata with the model and planner configs and a format version) that the planner and the
+  speculative executor load without any training code.
+"""
+import dataclasses
+import json
+import os
+from typing import Any, Dict, Optional, Tuple
+
+import jax
+import orbax.checkpoint as ocp
+
+from spec_jax import config as config_lib
+from spec_jax import world_model as wm_lib
+
+EXPORT_FORMAT = 'spec_jax.agent'
+EXPORT_VERSION = 1
+_META = 'metadata.json'
+
+
+class CheckpointError(RuntimeError):
+  """Missing, partial or incompatible checkpoint or export."""
+
+
+def _abs(path: str) -> str:
+  return os.path.abspath(os.path.expanduser(path))
+
+
+class Checkpointer:
+  """Saves/restores training-run pytrees under ``directory`` (one sub-directory a step)."""
+
+  def __init__(self, directory: str, max_to_keep: int = 3):
+    self.directory = _abs(directory)
+    self._mngr = ocp.CheckpointManager(
+        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+
+  def latest_step(self) -> Optional[int]:
+    return self._mngr.latest_step()
+
+  def save(self, step: int, items: Dict[str, Any], meta: Dict[str, Any]) -> None:
+    """Saves pytrees ``items`` (name -> pytree) and JSON ``meta`` at ``step``; blocks until done."""
+    args = {name: ocp.args.StandardSave(tree) for name, tree in items.items()}
+    args['meta'] = ocp.args.JsonSave(dict(meta, items=sorted(items)))
+    self._mngr.save(step, args=ocp.args.Composite(**args), force=True)
+    self._mngr.wait_until_finished()
+
+  def restore(self, templates: Dict[str, Any], step: Optional[int] = None):
+    """Restores into ``templates`` (name -> pytree of the same structure). Returns (items, meta).
+
+    Items absent from the checkpoint (e.g. a buffer that was not saved) come back as None.
+    """
+    step = self.latest_step() if step is None else step
+    if step is None:
+      raise CheckpointError(f'no checkpoint found in {self.directory}')
+    meta = self._mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))['meta']
+    saved = set(meta.get('items', []))
+    args = {k: ocp.args.StandardRestore(jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, v))
+            for k, v in templates.items() if k in saved}
+    try:
+      restored = self._mngr.restore(step, args=ocp.args.Composite(**args))
+    except (ValueError, KeyError, TypeError) as e:
+      raise CheckpointError(f'checkpoint at step {step} in {self.directory} does not match the '
+                            f'current configuration: {e}') from e
+    return {k: (restored[k] if k in saved else None) for k in templates}, meta
+
+  def close(self) -> None:
+    self._mngr.close()
+
+
+def export_agent(directory: str, model_cfg: config_lib.ModelConfig, params,
+                 planner_cfg: config_lib.PlannerConfig, extra: Optional[Dict[str, Any]] = None,
+                 extra_params: Optional[Dict[str, Any]] = None) -> str:
+  """Writes ``directory/{params,metadata.json}``; ``extra_params`` (e.g. a corrector) are stored
+  beside the world model under their own names. Returns the absolute path."""
+  directory = _abs(directory)
+  os.makedirs(directory, exist_ok=True)
+  trees = {'world_model': params}
+  trees.update(extra_params or {})
+  with ocp.StandardCheckpointer() as ckptr:
+    ckptr.save(os.path.join(directory, 'params'), trees, force=True)
+  meta = dict(format=EXPORT_FORMAT, version=EXPORT_VERSION,
+              model=dataclasses.asdict(model_cfg), planner=dataclasses.asdict(planner_cfg),
+              trees=sorted(trees), extra=extra or {})
+  with open(os.path.join(directory, _META), 'w') as f:
+    json.dump(meta, f, indent=2, sort_keys=True)
+  return directory
+
+
+def read_export_metadata(directory: str) -> Dict[str, Any]:
+  directory = _abs(directory)
+  meta_path = os.path.join(directory, _META)
+  if not os.path.isdir(directory):
+    raise CheckpointError(f'export directory {directory} does not exist')
+  if not os.path.isfile(meta_path) or not os.path.isdir(os.path.join(directory, 'params')):
+    raise CheckpointError(f'{directory} is not a complete spec_jax export '
+                          f'(needs {_META} and params/)')
+  with open(meta_path) as f:
+    meta = json.load(f)
+  if meta.get('format') != EXPORT_FORMAT:
+    raise CheckpointError(f'{directory}: unknown export format {meta.get("format")!r}')
+  if meta.get('version') != EXPORT_VERSION:
+    raise CheckpointError(f'{directory}: export version {meta.get("version")} is not supported '
+                          f'(this spec_jax reads version {EXPORT_VERSION})')
+  return meta
+
+
+def load_agent(directory: str, extra_templates: Optional[Dict[str, Any]] = None
+               ) -> Tuple[wm_lib.WorldModel, Any, config_lib.PlannerConfig, Dict[str, Any]]:
+  """Loads an export. Returns (WorldModel, params, PlannerConfig, metadata).
+
+  ``extra_templates`` (name -> template pytree) restores additional trees (e.g. a corrector);
+  they are returned in ``metadata['params']``.
+  """
+  meta = read_export_metadata(directory)
+  try:
+    model_cfg = config_lib.ModelConfig(**meta['model'])
+    planner_cfg = config_lib.PlannerConfig(**meta['planner'])
+  except (TypeError, ValueError) as e:
+    raise CheckpointError(f'{directory}: incompatible configuration in metadata: {e}') from e
+  model = wm_lib.WorldModel(model_cfg)
+  templates = {'world_model': jax.eval_shape(model.init, jax.random.PRNGKey(0))}
+  templates.update(extra_templates or {})
+  missing = set(templates) - set(meta.get('trees', []))
+  if missing:
+    raise CheckpointError(f'{directory}: export lacks {sorted(missing)}')
+  stored = set(meta['trees'])
+  try:
+    with ocp.StandardCheckpointer() as ckptr:
+      trees = ckptr.restore(os.path.join(_abs(directory), 'params'),
+                            {k: templates.get(k) for k in stored if k in templates}
+                            if stored == set(templates) else None)
+  except Exception as e:  # orbax raises several types for shape/structure mismatches
+    raise CheckpointError(f'{directory}: parameters do not match the metadata: {e}') from e
+  trees = {k: trees[k] for k in templates}
+  _check_shapes(templates['world_model'], trees['world_model'], directory)
+  meta['params'] = {k: v for k, v in trees.items() if k != 'world_model'}
+  return model, trees['world_model'], planner_cfg, meta
+
+
+def _check_shapes(template, tree, where):
+  want = jax.tree_util.tree_map(lambda x: tuple(x.shape), template)
+  got = jax.tree_util.tree_map(lambda x: tuple(x.shape), tree)
+  if want != got:
+    raise CheckpointError(f'{where}: world-model parameter shapes differ from the metadata')

@@ -1,0 +1,316 @@
+"""Online TD-MPC2 training: seed steps, planning during collection, periodic evaluation,
+progress output, a metrics CSV, Orbax checkpoints with resume, and a final export.
+
+The Python loop only collects, logs, evaluates and checkpoints; updates run as jitted epochs
+(``agent.update_epoch``, a lax.scan) of ``updates_per_step`` x (steps just collected) updates
+after each collected chunk (an episode for dm_control, ``chunk_steps`` vector steps for MJX).
+Checkpoints are written at chunk boundaries, so a resumed run continues from the last
+completed chunk with its replay data, optimiser state, planner warm start and counters.
+"""
+import csv
+import functools
+import os
+import signal
+import time
+from typing import Any, Dict, Optional
+
+from absl import logging
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from spec_jax import agent
+from spec_jax import builders
+from spec_jax import checkpoint
+from spec_jax import planner
+from spec_jax import replay
+
+
+@flax.struct.dataclass
+class RunState:
+  """Everything a resumed run needs besides the replay buffer."""
+  train: agent.TrainState
+  planner: planner.PlannerState
+  key: jax.Array
+  env_step: jax.Array      # agent steps collected (all envs)
+  episode: jax.Array       # episodes completed
+  pretrained: jax.Array    # bool: seed-data pretraining done
+
+
+CSV_COLUMNS = ('env_step', 'episode', 'wall_s', 'episode_return', 'eval_return',
+               'eval_return_std', 'total_loss', 'consistency_loss', 'reward_loss', 'value_loss',
+               'pi_loss', 'pi_entropy', 'pi_scale', 'grad_norm', 'pi_grad_norm')
+
+
+class MetricsWriter:
+  """Appends rows to a CSV with fixed ``columns`` (blank where a row lacks a value)."""
+
+  def __init__(self, path: str, columns=CSV_COLUMNS):
+    self.path, self.columns = path, list(columns)
+
+  def write(self, row: Dict[str, Any]) -> None:
+    new = not os.path.exists(self.path)
+    with open(self.path, 'a', newline='') as f:
+      writer = csv.DictWriter(f, fieldnames=self.columns, extrasaction='ignore')
+      if new:
+        writer.writeheader()
+      writer.writerow({k: (float(v) if hasattr(v, 'dtype') else v) for k, v in row.items()})
+
+
+def evaluate(model, params, planner_cfg, env, num_episodes: int, key: jax.Array) -> Dict[str, float]:
+  """Mean/std return of ``num_episodes`` dm_control episodes planning in eval mode."""
+  returns = []
+  for ep in range(num_episodes):
+    obs, done, ret, t0 = env.reset(), False, 0.0, True
+    state = planner.init_state(planner_cfg, model.cfg.action_dim)
+    while not done:
+      key, plan_key = jax.random.split(key)
+      res, state = planner.plan(model, params, planner_cfg, state, jnp.asarray(obs), plan_key,
+                                t0, eval_mode=True)
+      obs, reward, done, _ = env.step(np.asarray(res.action))
+      ret, t0 = ret + reward, False
+    returns.append(ret)
+  return dict(eval_return=float(np.mean(returns)), eval_return_std=float(np.std(returns)))
+
+
+class _Progress:
+
+  def __init__(self, total: int, start: int):
+    self.total, self.start, self.t0 = total, start, time.time()
+
+  def line(self, step: int, extra: str) -> str:
+    elapsed = time.time() - self.t0
+    sps = (step - self.start) / max(elapsed, 1e-9)
+    eta = (self.total - step) / max(sps, 1e-9)
+    return (f'step {step}/{self.total} ({100.0 * step / self.total:.1f}%) | {extra} | '
+            f'{sps:.1f} steps/s | elapsed {elapsed / 60:.1f} min | ETA {eta / 60:.1f} min')
+
+
+def _init_run(model, train_cfg, planner_cfg, cfg, num_envs):
+  key = jax.random.PRNGKey(cfg.seed)
+  init_key, key = jax.random.split(key)
+  pstate = planner.init_state(planner_cfg, model.cfg.action_dim)
+  if num_envs > 1:
+    pstate = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (num_envs,) + x.shape), pstate)
+  run = RunState(train=agent.init_train_state(model, train_cfg, init_key), planner=pstate, key=key,
+                 env_step=jnp.zeros((), jnp.int32), episode=jnp.zeros((), jnp.int32),
+                 pretrained=jnp.zeros((), bool))
+  capacity = max(min(cfg.buffer_size, cfg.steps) // num_envs, 2 * cfg.episode_length)
+  buf = replay.init(num_envs, capacity, model.cfg.obs_dim, model.cfg.action_dim)
+  return run, buf
+
+
+def _maybe_restore(ckpt, run, buf):
+  if ckpt.latest_step() is None:
+    return run, buf, False
+  items, meta = ckpt.restore({'run': run, 'buffer': buf})
+  if items['buffer'] is None:
+    logging.warning('checkpoint has no replay buffer (save_buffer=False): refilling from scratch')
+    items['buffer'] = buf
+  logging.info('resumed from %s at env step %d', ckpt.directory, int(items['run'].env_step))
+  return items['run'], items['buffer'], True
+
+
+def _updates(model, train_cfg, run, buf, num_updates: int, chunk: int):
+  """Runs ``num_updates`` updates as jitted epochs of ``chunk`` (fixed shape: one compile)."""
+  metrics = None
+  train, key = run.train, run.key
+  for _ in range(max(num_updates // chunk, 1 if num_updates > 0 else 0)):
+    key, epoch_key = jax.random.split(key)
+    train, metrics = agent.update_epoch(model, train_cfg, train, buf, epoch_key, chunk)
+  return run.replace(train=train, key=key), metrics
+
+
+def train(cfg, workdir: str) -> Dict[str, Any]:
+  """Trains the agent described by ``cfg`` (see experiments/), writing into ``workdir``.
+
+  Returns the last logged metrics. Resumes automatically from ``workdir/checkpoints``.
+  """
+  builders.check_config(cfg)
+  os.makedirs(workdir, exist_ok=True)
+  env = builders.make_env(cfg, seed=cfg.seed)
+  model, planner_cfg, train_cfg = builders.make_agent_configs(cfg, env.spec.obs_dim,
+                                                              env.spec.action_dim)
+  num_envs = cfg.get('num_envs', 1) if cfg.backend == 'mjx' else 1
+  run, buf = _init_run(model, train_cfg, planner_cfg, cfg, num_envs)
+  ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'), cfg.get('keep', 2))
+  run, buf, resumed = _maybe_restore(ckpt, run, buf)
+  loop = _DMCLoop if cfg.backend == 'dmc' else _MJXLoop
+  result = loop(cfg, workdir, env, model, planner_cfg, train_cfg, ckpt).run(run, buf)
+  ckpt.close()
+  return dict(result, resumed=resumed)
+
+
+class _Loop:
+  """Shared bookkeeping: logging, evaluation, checkpoints, interruption, export."""
+
+  def __init__(self, cfg, workdir, env, model, planner_cfg, train_cfg, ckpt):
+    self.cfg, self.workdir, self.env, self.model = cfg, workdir, env, model
+    self.planner_cfg, self.train_cfg, self.ckpt = planner_cfg, train_cfg, ckpt
+    self.writer = MetricsWriter(os.path.join(workdir, 'metrics.csv'))
+    self.eval_env = None
+    self.last: Dict[str, Any] = {}
+
+  def save(self, run, buf) -> None:
+    if self.ckpt.latest_step() == int(run.env_step):
+      return
+    items = {'run': run}
+    if self.cfg.get('save_buffer', True):
+      items['buffer'] = buf
+    self.ckpt.save(int(run.env_step), items, {'env_step': int(run.env_step),
+                                              'episode': int(run.episode)})
+    logging.info('checkpoint saved at env step %d', int(run.env_step))
+
+  def export(self, run) -> str:
+    path = checkpoint.export_agent(
+        os.path.join(self.workdir, 'export'), self.model.cfg, run.train.params, self.planner_cfg,
+        extra=dict(task=self.cfg.task, backend=self.cfg.backend, env_step=int(run.env_step),
+                   episode_length=self.cfg.episode_length,
+                   action_repeat=self.cfg.action_repeat))
+    logging.info('exported agent to %s', path)
+    return path
+
+  def maybe_eval(self, run, prev_step: int) -> Optional[Dict[str, float]]:
+    every = self.cfg.eval_every
+    if every <= 0 or int(run.env_step) // every == prev_step // every:
+      return None
+    if self.eval_env is None:
+      from spec_jax.envs import dmc
+      self.eval_env = dmc.DMCEnv(self.cfg.task, seed=self.cfg.seed + 10_000,
+                                 action_repeat=self.cfg.action_repeat,
+                                 episode_length=self.cfg.episode_length)
+    key = jax.random.fold_in(jax.random.PRNGKey(self.cfg.seed + 1), int(run.env_step))
+    return evaluate(self.model, run.train.params, self.planner_cfg, self.eval_env,
+                    self.cfg.eval_episodes, key)
+
+  def after_chunk(self, run, buf, prev_step: int, train_metrics, returns, progress) -> None:
+    row = dict(env_step=int(run.env_step), episode=int(run.episode),
+               wall_s=round(time.time() - progress.t0, 2))
+    if returns:
+      row['episode_return'] = float(np.mean(returns))
+    if train_metrics is not None:
+      row.update({k: float(v) for k, v in train_metrics.items()})
+    ev = self.maybe_eval(run, prev_step)
+    if ev:
+      row.update(ev)
+    self.writer.write(row)
+    self.last = row
+    extra = ' | '.join(f'{k} {row[k]:.1f}' for k in ('episode_return', 'eval_return') if k in row)
+    logging.info(progress.line(int(run.env_step), f'episode {int(run.episode)} | {extra}'))
+    if int(run.env_step) // self.cfg.checkpoint_every != prev_step // self.cfg.checkpoint_every:
+      self.save(run, buf)
+
+  def run(self, run, buf):
+    progress = _Progress(self.cfg.steps, int(run.env_step))
+    interrupted = {'flag': False}
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, lambda *_: interrupted.__setitem__('flag', True))
+    try:
+      while int(run.env_step) < self.cfg.steps and not interrupted['flag']:
+        prev_step = int(run.env_step)
+        run, buf, train_metrics, returns = self.chunk(run, buf)
+        self.after_chunk(run, buf, prev_step, train_metrics, returns, progress)
+    except KeyboardInterrupt:
+      interrupted['flag'] = True
+    finally:
+      signal.signal(signal.SIGTERM, previous)
+    self.save(run, buf)  # state as of the last completed chunk: nothing collected is lost
+    if interrupted['flag']:
+      logging.warning('interrupted: saved a checkpoint at env step %d; rerun to resume',
+                      int(run.env_step))
+      return dict(self.last, interrupted=True)
+    return dict(self.last, export_dir=self.export(run), interrupted=False)
+
+  def pretrain_and_update(self, run, buf, new_steps: int):
+    cfg = self.cfg
+    if int(run.env_step) < cfg.seed_steps:
+      return run, None
+    n = int(round(new_steps * cfg.updates_per_step))
+    if not bool(run.pretrained):
+      n = max(n, cfg.seed_steps)  # pretraining on the seed data, as in TD-MPC2
+      logging.info('pretraining on seed data: %d updates', n)
+      run = run.replace(pretrained=jnp.ones((), bool))
+    return _updates(self.model, self.train_cfg, run, buf, n, cfg.update_chunk)
+
+
+class _DMCLoop(_Loop):
+  """One dm_control environment; a chunk is one episode."""
+
+  def chunk(self, run, buf):
+    cfg, env = self.cfg, self.env
+    obs, done, t0 = env.reset(), False, True
+    rng = np.random.default_rng([cfg.seed, int(run.episode)])
+    key, pstate = run.key, run.planner
+    records = {'obs': [], 'action': [], 'reward': []}
+    step = int(run.env_step)
+    while not done:
+      if step < cfg.seed_steps:
+        action = rng.uniform(-1, 1, env.spec.action_dim).astype(np.float32)
+      else:
+        key, plan_key = jax.random.split(key)
+        res, pstate = planner.plan(self.model, run.train.params, self.planner_cfg, pstate,
+                                   jnp.asarray(obs), plan_key, t0)
+        action = np.asarray(res.action)
+      next_obs, reward, done, _ = env.step(action)
+      records['obs'].append(obs), records['action'].append(action), records['reward'].append(reward)
+      obs, t0, step = next_obs, False, step + 1
+    T = len(records['reward'])
+    buf = replay.add_sequence(
+        buf, jnp.asarray(np.stack(records['obs']))[:, None],
+        jnp.asarray(np.stack(records['action']), jnp.float32)[:, None],
+        jnp.asarray(records['reward'], jnp.float32)[:, None],
+        jnp.full((T, 1), int(run.episode), jnp.int32))
+    run = run.replace(key=key, planner=pstate, env_step=run.env_step + T, episode=run.episode + 1)
+    run, metrics = self.pretrain_and_update(run, buf, T)
+    return run, buf, metrics, [float(np.sum(records['reward']))]
+
+
+class _MJXLoop(_Loop):
+  """Many MJX environments in one jit; a chunk is ``chunk_steps`` vector steps."""
+
+  def __init__(self, *args):
+    super().__init__(*args)
+    self.num_envs = self.cfg.num_envs
+    self.env_state = None
+    self.episode_ids = None
+
+  def chunk(self, run, buf):
+    if self.env_state is None:  # fresh episodes; ids above every id already in the buffer
+      self.env_state = self.env.reset(jax.random.fold_in(run.key, int(run.env_step)), self.num_envs)
+      self.episode_ids = jnp.full((self.num_envs,), int(run.episode) + 1, jnp.int32)
+    random_phase = int(run.env_step) < self.cfg.seed_steps
+    key, collect_key = jax.random.split(run.key)
+    (self.env_state, pstate, self.episode_ids), recs = _mjx_collect(
+        self.env, self.model, self.planner_cfg, run.train.params, self.env_state, run.planner,
+        self.episode_ids, collect_key, self.cfg.chunk_steps, random_phase)
+    buf = replay.add_sequence(buf, recs['obs'], recs['action'], recs['reward'], recs['episode'])
+    new_steps = self.cfg.chunk_steps * self.num_envs
+    done = np.asarray(recs['done'])
+    returns = np.asarray(recs['final_return'])[done].tolist()
+    run = run.replace(key=key, planner=pstate, env_step=run.env_step + new_steps,
+                      episode=run.episode + int(done.sum()))
+    run, metrics = self.pretrain_and_update(run, buf, new_steps)
+    return run, buf, metrics, returns
+
+
+def _collect_body(env, model, planner_cfg, params, random_phase, carry, step_key):
+  env_state, pstate, ep_ids = carry
+  B, A = env_state.obs.shape[0], model.cfg.action_dim
+  if random_phase:
+    action = jax.random.uniform(step_key, (B, A), minval=-1.0, maxval=1.0)
+  else:
+    res, pstate = planner.plan_batch(model, params, planner_cfg, pstate, env_state.obs, step_key,
+                                     env_state.t == 0)
+    action = res.action
+  out = env._step(env_state, action)  # pylint: disable=protected-access
+  rec = dict(obs=env_state.obs, action=action, reward=out.reward, episode=ep_ids, done=out.done,
+             final_return=out.final_return)
+  return (out.state, pstate, ep_ids + out.done.astype(jnp.int32)), rec
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 8, 9))
+def _mjx_collect(env, model, planner_cfg, params, env_state, pstate, episode_ids, key,
+                     steps, random_phase):
+  body = functools.partial(_collect_body, env, model, planner_cfg, params, random_phase)
+  return jax.lax.scan(body, (env_state, pstate, episode_ids), jax.random.split(key, steps))
