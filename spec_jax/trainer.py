@@ -135,10 +135,12 @@ def train(cfg, workdir: str) -> Dict[str, Any]:
   num_envs = cfg.get('num_envs', 1) if cfg.backend == 'mjx' else 1
   run, buf = _init_run(model, train_cfg, planner_cfg, cfg, num_envs)
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'), cfg.get('keep', 2))
-  run, buf, resumed = _maybe_restore(ckpt, run, buf)
-  loop = _DMCLoop if cfg.backend == 'dmc' else _MJXLoop
-  result = loop(cfg, workdir, env, model, planner_cfg, train_cfg, ckpt).run(run, buf)
-  ckpt.close()
+  try:
+    run, buf, resumed = _maybe_restore(ckpt, run, buf)
+    loop = _DMCLoop if cfg.backend == 'dmc' else _MJXLoop
+    result = loop(cfg, workdir, env, model, planner_cfg, train_cfg, ckpt).run(run, buf)
+  finally:
+    ckpt.close()
   return dict(result, resumed=resumed)
 
 
@@ -239,7 +241,8 @@ class _DMCLoop(_Loop):
 
   def chunk(self, run, buf):
     cfg, env = self.cfg, self.env
-    obs, done, t0 = env.reset(), False, True
+    # Per-episode seeds make a resumed run replay exactly what an uninterrupted run would.
+    obs, done, t0 = env.reset(seed=cfg.seed * 1_000_003 + int(run.episode)), False, True
     rng = np.random.default_rng([cfg.seed, int(run.episode)])
     key, pstate = run.key, run.planner
     records = {'obs': [], 'action': [], 'reward': []}

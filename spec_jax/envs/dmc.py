@@ -42,7 +42,10 @@ class DMCEnv:
     return np.concatenate([np.asarray(v, dtype=np.float32).ravel()
                            for v in observation.values()])
 
-  def reset(self) -> np.ndarray:
+  def reset(self, seed: Optional[int] = None) -> np.ndarray:
+    """Starts an episode; ``seed`` (optional) reseeds the task's initial-state randomness."""
+    if seed is not None:
+      self._env.task._random = np.random.RandomState(seed)  # pylint: disable=protected-access
     self._t = 0
     self._needs_reset = False
     return self._flat(self._env.reset().observation)

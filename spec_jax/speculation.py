@@ -1,0 +1,159 @@
+"""Speculate-verify-correct: one jitted step, a single lax.cond between replan and correct.
+
+Per environment step (``step``):
+  1. z_real = enc(obs); z_hat = latent_queue[index]; d = ||z_real - z_hat||_2.
+  2. The mismatch token [z_real, z_hat, z_real - z_hat, a_spec] is pushed on the history.
+  3. replan = t0 | (index >= exec_len) | (d > tau)  -> lax.cond:
+     replan : MPPI from obs, refill the action queue [H, A] and latent queue [H+1, Z],
+              execute the first action, index = 1 (counts one planner call; a fallback if it
+              was caused by d > tau with actions still queued).
+     correct: a = clip(a_spec + corrector(history, a_spec), -1, 1), index += 1.
+
+Modes (static): 'baseline' (exec_len forced to 1: replan every step), 'spec' (no correction),
+'mlp' and 'transformer' (learned correctors). ``tau`` is traced: vmap it for sweeps.
+Note: under vmap a lax.cond with a batched predicate runs both branches (select); per-step
+latency gains are therefore measured unbatched (``launch/evaluate.py``).
+"""
+import dataclasses
+import functools
+from typing import NamedTuple, Optional
+
+import chex
+import flax
+import jax
+import jax.numpy as jnp
+
+from spec_jax import config as config_lib
+from spec_jax import correctors as corr_lib
+from spec_jax import planner as planner_lib
+from spec_jax import world_model as wm_lib
+
+MODES = ('baseline', 'spec', 'mlp', 'transformer')
+
+
+@dataclasses.dataclass(frozen=True)
+class SpecConfig:
+  """Static speculation settings. exec_len <= planner horizon actions run per plan."""
+  mode: str = 'mlp'
+  exec_len: int = 3
+  history: int = 4
+  eval_mode: bool = True
+
+  def __post_init__(self):
+    if self.mode not in MODES:
+      raise ValueError(f'mode must be one of {MODES}, got {self.mode!r}')
+    if self.exec_len < 1 or self.history < 1:
+      raise ValueError('exec_len and history must be >= 1')
+
+  @property
+  def effective_exec_len(self) -> int:
+    return 1 if self.mode == 'baseline' else self.exec_len
+
+
+@flax.struct.dataclass
+class SpecState:
+  action_queue: jax.Array   # [H, A]
+  latent_queue: jax.Array   # [H+1, Z]
+  index: jax.Array          # [] int32: queued actions already executed
+  history: jax.Array        # [K, F] mismatch tokens, newest last
+  history_valid: jax.Array  # [K] bool
+  planner: planner_lib.PlannerState
+  planner_calls: jax.Array  # [] int32
+  corrections: jax.Array    # [] int32
+  fallbacks: jax.Array      # [] int32: replans forced by d > tau
+  steps: jax.Array          # [] int32
+
+
+class StepInfo(NamedTuple):
+  replanned: jax.Array   # [] bool
+  fallback: jax.Array    # [] bool
+  d: jax.Array           # [] mismatch distance (0 at t0)
+  z_real: jax.Array      # [Z]
+  z_hat: jax.Array       # [Z]
+  a_spec: jax.Array      # [A] queued action at this step (before correction)
+  k: jax.Array           # [] int32: steps into speculation (index before the step)
+
+
+def init_state(model: wm_lib.WorldModel, planner_cfg: config_lib.PlannerConfig,
+               spec_cfg: SpecConfig) -> SpecState:
+  H, A, Z = planner_cfg.horizon, model.cfg.action_dim, model.cfg.latent_dim
+  if spec_cfg.exec_len > H:
+    raise ValueError(f'exec_len ({spec_cfg.exec_len}) cannot exceed the planner horizon ({H})')
+  zero = jnp.zeros((), jnp.int32)
+  return SpecState(action_queue=jnp.zeros((H, A)), latent_queue=jnp.zeros((H + 1, Z)),
+                   index=jnp.full((), H, jnp.int32),
+                   history=jnp.zeros((spec_cfg.history, 3 * Z + A)),
+                   history_valid=jnp.zeros((spec_cfg.history,), bool),
+                   planner=planner_lib.init_state(planner_cfg, A), planner_calls=zero,
+                   corrections=zero, fallbacks=zero, steps=zero)
+
+
+def _push(history, valid, token, reset):
+  history = jnp.concatenate([history[1:], token[None]], axis=0)
+  valid = jnp.concatenate([valid[1:], jnp.ones((1,), bool)], axis=0)
+  valid = jnp.where(reset, jnp.zeros_like(valid).at[-1].set(True), valid)
+  return history, valid
+
+
+def _zero_delta(params, history, valid, a_spec):
+  return jnp.zeros_like(a_spec)
+
+
+@functools.partial(jax.jit, static_argnames=('model', 'planner_cfg', 'spec_cfg', 'corrector'))
+def step(model: wm_lib.WorldModel, params, planner_cfg: config_lib.PlannerConfig,
+         spec_cfg: SpecConfig, corrector: Optional[corr_lib.Corrector], corrector_params,
+         state: SpecState, obs: jax.Array, key: jax.Array, tau, t0):
+  """One speculative step for one environment: obs [O] -> (action [A], SpecState, StepInfo).
+
+  ``key`` is used as the planner key when replanning; ``tau`` and ``t0`` may be traced.
+  """
+  chex.assert_rank(obs, 1)
+  if spec_cfg.mode in ('mlp', 'transformer') and corrector is None:
+    raise ValueError(f"mode {spec_cfg.mode!r} needs a corrector")
+  tau = jnp.asarray(tau, jnp.float32)
+  t0 = jnp.asarray(t0, bool)
+  H = planner_cfg.horizon
+  z_real = model.encode(params, obs)
+  idx = jnp.minimum(state.index, H)
+  z_hat = state.latent_queue[idx]
+  d = jnp.where(t0, 0.0, jnp.linalg.norm(z_real - z_hat))
+  a_spec = state.action_queue[jnp.minimum(idx, H - 1)]
+  token = jnp.concatenate([z_real, z_hat, z_real - z_hat, a_spec])
+  history, valid = _push(state.history, state.history_valid, token, t0)
+  exhausted = state.index >= spec_cfg.effective_exec_len
+  fallback = (d > tau) & ~exhausted & ~t0
+  replan = t0 | exhausted | (d > tau)
+  delta_fn = _zero_delta if spec_cfg.mode in ('baseline', 'spec') else corrector.apply
+
+  def do_replan(_):
+    res, pstate = planner_lib.plan(model, params, planner_cfg, state.planner, obs, key, t0,
+                                   spec_cfg.eval_mode)
+    return res.action, res.actions, res.latents, jnp.ones((), jnp.int32), pstate
+
+  def do_correct(_):
+    a = jnp.clip(a_spec + delta_fn(corrector_params, history, valid, a_spec), -1.0, 1.0)
+    return a, state.action_queue, state.latent_queue, state.index + 1, state.planner
+
+  action, aq, lq, index, pstate = jax.lax.cond(replan, do_replan, do_correct, None)
+  new_state = state.replace(
+      action_queue=aq, latent_queue=lq, index=index, history=history, history_valid=valid,
+      planner=pstate, planner_calls=state.planner_calls + replan.astype(jnp.int32),
+      corrections=state.corrections + (~replan).astype(jnp.int32),
+      fallbacks=state.fallbacks + fallback.astype(jnp.int32), steps=state.steps + 1)
+  info = StepInfo(replanned=replan, fallback=fallback, d=d, z_real=z_real, z_hat=z_hat,
+                  a_spec=a_spec, k=state.index)
+  return action, new_state, info
+
+
+def step_batch(model, params, planner_cfg, spec_cfg, corrector, corrector_params, state, obs,
+               keys, tau, t0):
+  """``step`` vmapped over environments: state [B, ...], obs [B, O], keys [B, 2], t0 [B];
+  tau a scalar (shared) or [B]."""
+  tau = jnp.asarray(tau, jnp.float32)
+  fn = lambda s, o, k, tt, t: step(model, params, planner_cfg, spec_cfg, corrector,
+                                   corrector_params, s, o, k, tt, t)
+  return jax.vmap(fn, in_axes=(0, 0, 0, 0 if tau.ndim else None, 0))(state, obs, keys, tau, t0)
+
+
+def batch_state(state: SpecState, batch: int) -> SpecState:
+  return jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (batch,) + x.shape), state)
