@@ -13,6 +13,7 @@ import os
 from typing import Any, Dict, Optional, Tuple
 
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
 from spec_jax import config as config_lib
@@ -128,22 +129,58 @@ def load_agent(directory: str, extra_templates: Optional[Dict[str, Any]] = None
   missing = set(templates) - set(meta.get('trees', []))
   if missing:
     raise CheckpointError(f'{directory}: export lacks {sorted(missing)}')
-  stored = set(meta['trees'])
   try:
     with ocp.StandardCheckpointer() as ckptr:
-      trees = ckptr.restore(os.path.join(_abs(directory), 'params'),
-                            {k: templates.get(k) for k in stored if k in templates}
-                            if stored == set(templates) else None)
-  except Exception as e:  # orbax raises several types for shape/structure mismatches
-    raise CheckpointError(f'{directory}: parameters do not match the metadata: {e}') from e
-  trees = {k: trees[k] for k in templates}
-  _check_shapes(templates['world_model'], trees['world_model'], directory)
+      trees = ckptr.restore(os.path.join(_abs(directory), 'params'))
+  except Exception as e:  # orbax raises several types for missing/corrupt data
+    raise CheckpointError(f'{directory}: could not read parameters: {e}') from e
+  for name, template in templates.items():
+    if name not in trees:
+      raise CheckpointError(f'{directory}: parameters lack {name!r}')
+    _check_shapes(template, trees[name], f'{directory} ({name})')
+  trees = {k: jax.tree_util.tree_map(jnp.asarray, trees[k]) for k in templates}
   meta['params'] = {k: v for k, v in trees.items() if k != 'world_model'}
   return model, trees['world_model'], planner_cfg, meta
 
 
 def _check_shapes(template, tree, where):
   want = jax.tree_util.tree_map(lambda x: tuple(x.shape), template)
-  got = jax.tree_util.tree_map(lambda x: tuple(x.shape), tree)
+  try:
+    got = jax.tree_util.tree_map(lambda x: tuple(x.shape), tree)
+  except AttributeError:
+    got = None
   if want != got:
-    raise CheckpointError(f'{where}: world-model parameter shapes differ from the metadata')
+    raise CheckpointError(f'{where}: parameter structure or shapes differ from the metadata')
+
+
+def export_with_correctors(out_dir: str, model: wm_lib.WorldModel, params,
+                           planner_cfg: config_lib.PlannerConfig, correctors: Dict[str, Any],
+                           extra: Optional[Dict[str, Any]] = None) -> str:
+  """Export with learned correctors: ``correctors`` maps a name (e.g. 'mlp') to
+  (Corrector, params). Their configs go in the metadata, their params beside the model."""
+  extra = dict(extra or {})
+  extra['correctors'] = {name: dict(cfg=dataclasses.asdict(c.cfg), latent_dim=c.latent_dim,
+                                    action_dim=c.action_dim)
+                         for name, (c, _) in correctors.items()}
+  return export_agent(out_dir, model.cfg, params, planner_cfg, extra=extra,
+                      extra_params={f'corrector_{n}': p for n, (_, p) in correctors.items()})
+
+
+def load_with_correctors(directory: str):
+  """Loads an export and its correctors. Returns (model, params, planner_cfg, correctors, meta)
+  with ``correctors`` mapping name -> (Corrector, params) (empty if the export has none)."""
+  from spec_jax import correctors as corr_lib  # local import: keep checkpoint light
+  meta = read_export_metadata(directory)
+  specs = meta.get('extra', {}).get('correctors', {})
+  built, templates = {}, {}
+  for name, spec in specs.items():
+    try:
+      c = corr_lib.Corrector(corr_lib.CorrectorConfig(**spec['cfg']), spec['latent_dim'],
+                             spec['action_dim'])
+    except (TypeError, ValueError, KeyError) as e:
+      raise CheckpointError(f'{directory}: bad corrector metadata for {name!r}: {e}') from e
+    built[name] = c
+    templates[f'corrector_{name}'] = jax.eval_shape(c.init, jax.random.PRNGKey(0))
+  model, params, planner_cfg, meta = load_agent(directory, templates)
+  loaded = {n: (c, meta['params'][f'corrector_{n}']) for n, c in built.items()}
+  return model, params, planner_cfg, loaded, meta

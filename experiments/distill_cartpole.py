@@ -1,0 +1,18 @@
+"""Corrector distillation on the CPU cartpole agent (launch/distill.py)."""
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.episodes = 16           # teacher rollouts (500 steps each)
+  c.teacher_prob = 0.5      # executed action during speculation: teacher with this probability
+  c.history = 4             # K mismatch tokens
+  c.kinds = 'mlp,transformer'
+  c.hidden = 256
+  c.steps = 4000            # optimiser steps per corrector
+  c.batch_size = 256
+  c.lr = 3e-4
+  c.lam = 0.1               # residual regulariser weight
+  c.holdout = 0.1
+  return c

@@ -1,0 +1,141 @@
+"""Corrector distillation from the replanning teacher.
+
+Collection: roll the agent out with speculation (no correction, tau = inf, exec_len = the
+planner horizon); at every step ALSO replan from the real observation (the teacher,
+eval mode, its own warm start). At each speculative step k = 1..exec_len-1 record
+(z_real, z_hat, a_spec, a_teacher, d, history, k). The executed action during speculation is
+the teacher's with probability ``teacher_prob`` and the speculative one otherwise, so the
+data covers the states that speculation visits without drifting far from the teacher's.
+
+Training: a_corr = clip(a_spec + delta, -1, 1);
+loss = MSE(a_corr, a_teacher) + lam * mean((a_corr - a_spec)^2); Adam 3e-4, batch 256; a
+held-out split reports the corrected error next to the uncorrected one (a_spec vs teacher).
+"""
+import functools
+from typing import Dict, NamedTuple, Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from spec_jax import correctors as corr_lib
+from spec_jax import planner as planner_lib
+from spec_jax import speculation as sp
+
+
+class Dataset(NamedTuple):
+  z_real: jax.Array      # [N, Z]
+  z_hat: jax.Array       # [N, Z]
+  a_spec: jax.Array      # [N, A]
+  a_teacher: jax.Array   # [N, A]
+  d: jax.Array           # [N]
+  history: jax.Array     # [N, K, F]
+  valid: jax.Array       # [N, K]
+  k: jax.Array           # [N] steps into speculation
+
+
+@functools.partial(jax.jit, static_argnames=('model', 'planner_cfg', 'spec_cfg'))
+def _collect_step(model, params, planner_cfg, spec_cfg, state, teacher_pstate, obs, key, t0,
+                  teacher_prob):
+  spec_key, teacher_key, coin_key = jax.random.split(key, 3)
+  a_spec_exec, state, info = sp.step(model, params, planner_cfg, spec_cfg, None, None, state, obs,
+                                     spec_key, jnp.inf, t0)
+  teacher, teacher_pstate = planner_lib.plan(model, params, planner_cfg, teacher_pstate, obs,
+                                             teacher_key, t0, True)
+  use_teacher = (~info.replanned) & (jax.random.uniform(coin_key) < teacher_prob)
+  action = jnp.where(use_teacher, teacher.action, a_spec_exec)
+  return action, state, teacher_pstate, info, teacher.action
+
+
+def collect(model, params, planner_cfg, env, episodes: int, key: jax.Array, history: int = 4,
+            teacher_prob: float = 0.5, log_fn=None) -> Tuple[Dataset, Dict[str, float]]:
+  """Rolls out ``episodes`` dm_control episodes and returns (Dataset, stats)."""
+  spec_cfg = sp.SpecConfig(mode='spec', exec_len=planner_cfg.horizon, history=history)
+  rows, returns = [], []
+  for ep in range(episodes):
+    obs, done, t, ret = env.reset(), False, 0, 0.0
+    state = sp.init_state(model, planner_cfg, spec_cfg)
+    teacher_pstate = planner_lib.init_state(planner_cfg, model.cfg.action_dim)
+    while not done:
+      key, step_key = jax.random.split(key)
+      action, state, teacher_pstate, info, a_teacher = _collect_step(
+          model, params, planner_cfg, spec_cfg, state, teacher_pstate, jnp.asarray(obs), step_key,
+          t == 0, teacher_prob)
+      if not bool(info.replanned):
+        rows.append((info.z_real, info.z_hat, info.a_spec, a_teacher, info.d, state.history,
+                     state.history_valid, info.k))
+      obs, reward, done, _ = env.step(np.asarray(action))
+      ret, t = ret + reward, t + 1
+    returns.append(ret)
+    if log_fn:
+      log_fn(f'collect episode {ep + 1}/{episodes}: return {ret:.1f}, {len(rows)} tuples')
+  if not rows:
+    raise ValueError('no speculative steps collected (horizon 1?)')
+  data = Dataset(*[jnp.stack([r[i] for r in rows]) for i in range(8)])
+  return data, dict(collect_return=float(np.mean(returns)), tuples=len(rows))
+
+
+def split(data: Dataset, holdout: float, key: jax.Array) -> Tuple[Dataset, Dataset]:
+  n = data.d.shape[0]
+  if not 0.0 < holdout < 1.0 or n < 2:
+    raise ValueError(f'need 0 < holdout < 1 and at least 2 tuples, got {holdout}, {n}')
+  perm = jax.random.permutation(key, n)
+  n_test = max(1, int(round(holdout * n)))
+  take = lambda idx: jax.tree_util.tree_map(lambda x: x[idx], data)
+  return take(perm[n_test:]), take(perm[:n_test])
+
+
+def loss_fn(params, corrector: corr_lib.Corrector, batch: Dataset, lam: float):
+  a_corr = corrector.correct(params, batch.history, batch.valid, batch.a_spec)
+  mse = jnp.mean(jnp.square(a_corr - batch.a_teacher))
+  reg = jnp.mean(jnp.square(a_corr - batch.a_spec))
+  return mse + lam * reg, mse
+
+
+@functools.partial(jax.jit, static_argnames=('corrector', 'steps', 'batch_size', 'lam', 'lr'))
+def _train_epoch(corrector, params, opt_state, data: Dataset, key, steps: int, batch_size: int,
+                 lam: float, lr: float):
+  opt = optax.adam(lr)
+  n = data.d.shape[0]
+
+  def body(carry, k):
+    p, o = carry
+    idx = jax.random.randint(k, (batch_size,), 0, n)
+    batch = jax.tree_util.tree_map(lambda x: x[idx], data)
+    (loss, mse), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, corrector, batch, lam)
+    updates, o = opt.update(grads, o, p)
+    return (optax.apply_updates(p, updates), o), (loss, mse)
+
+  (params, opt_state), (loss, mse) = jax.lax.scan(body, (params, opt_state),
+                                                  jax.random.split(key, steps))
+  return params, opt_state, loss.mean(), mse.mean()
+
+
+def evaluate(corrector, params, data: Dataset) -> Dict[str, float]:
+  a_corr = corrector.correct(params, data.history, data.valid, data.a_spec)
+  return dict(mse_corrected=float(jnp.mean(jnp.square(a_corr - data.a_teacher))),
+              mse_uncorrected=float(jnp.mean(jnp.square(data.a_spec - data.a_teacher))))
+
+
+def train(corrector: corr_lib.Corrector, data: Dataset, key: jax.Array, steps: int = 5000,
+          batch_size: int = 256, lr: float = 3e-4, lam: float = 0.1, holdout: float = 0.1,
+          epoch: int = 500, log_fn=None):
+  """Trains ``corrector`` on ``data``. Returns (params, metrics with held-out errors)."""
+  split_key, init_key, train_key = jax.random.split(key, 3)
+  train_set, test_set = split(data, holdout, split_key)
+  params = corrector.init(init_key)
+  opt_state = optax.adam(lr).init(params)
+  history = []
+  for i in range(max(steps // epoch, 1)):
+    train_key, epoch_key = jax.random.split(train_key)
+    params, opt_state, loss, mse = _train_epoch(corrector, params, opt_state, train_set,
+                                                epoch_key, epoch, batch_size, lam, lr)
+    held = evaluate(corrector, params, test_set)
+    history.append(dict(step=(i + 1) * epoch, train_loss=float(loss), train_mse=float(mse), **held))
+    if log_fn:
+      log_fn(f'{corrector.cfg.kind} step {(i + 1) * epoch}: train loss {float(loss):.5f} | '
+             f'held-out mse {held["mse_corrected"]:.5f} (uncorrected {held["mse_uncorrected"]:.5f})')
+  metrics = dict(history[-1], train_size=int(train_set.d.shape[0]),
+                 test_size=int(test_set.d.shape[0]), curve=history)
+  return params, metrics
