@@ -125,3 +125,15 @@ def test_bad_config():
   cfg.backend = 'gym'
   with pytest.raises(ValueError, match='backend'):
     trainer.train(cfg, '/tmp/never-created-spec-jax')
+
+
+@pytest.mark.slow
+def test_mjx_many_envs_feed_one_buffer(tmp_path):
+  cfg = load_config('tiny_mjx')
+  result = trainer.train(cfg, str(tmp_path))
+  assert result['env_step'] == 160 and result['episode'] == 4  # 4 envs x 1 episode of 25 steps
+  rows = _rows(str(tmp_path))
+  assert [int(r['env_step']) for r in rows] == [40, 80, 120, 160]
+  assert rows[-1]['total_loss'] != ''
+  model, params, pcfg, _ = checkpoint.load_agent(result['export_dir'])
+  assert model.cfg.obs_dim == 5

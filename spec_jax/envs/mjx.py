@@ -79,6 +79,14 @@ class MJXEnv:
   def playground_env(self):
     return self._env
 
+  def reset_one(self, key: jax.Array):
+    """Unbatched Playground reset (for vmapped rollouts): key -> State with obs [O]."""
+    return self._env.reset(key)
+
+  def step_one(self, env_state, action: jax.Array):
+    """Unbatched step with action repeat: (State, action [A]) -> (State, reward summed)."""
+    return self._single_step(env_state, action)
+
   @functools.partial(jax.jit, static_argnums=(0, 2))
   def reset(self, key: jax.Array, batch_size: int) -> BatchState:
     """Resets ``batch_size`` environments. Returns a BatchState with obs [B, O]."""

@@ -1,0 +1,17 @@
+"""tau x horizon x seeds x episodes sweep on batched MJX (Playground CartpoleSwingup) with the
+CPU cartpole agent. For humanoid on GPU: --config.task humanoid-walk and a humanoid export."""
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.task = ''               # empty: the export's task
+  c.impl = 'jax'
+  c.mode = 'mlp'            # spec | mlp | transformer (needs the corrector in the export)
+  c.taus = '0.1,0.2,0.3,0.5,0.7,1.0'
+  c.horizons = '2,3'        # execution lengths (<= planner horizon); one compile each
+  c.seeds = '0,1'
+  c.episodes = 2            # per seed
+  c.episode_length = 0      # 0: the export's episode length
+  c.perturbations = 'none'  # e.g. 'none,friction=0.7,mass=1.3,friction=0.7+mass=1.3'
+  return c
