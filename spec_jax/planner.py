@@ -34,11 +34,36 @@ class PlanResult(NamedTuple):
   value: jax.Array     # []       estimated value of the chosen elite
 
 
-def estimate_value(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerConfig,
-                   z: jax.Array, actions: jax.Array, key: jax.Array) -> jax.Array:
-  """Value of action sequences. z [N, Z], actions [H, N, A] -> [N].
+class PlanNoise(NamedTuple):
+  """Every random draw of one plan call (so runs can be replayed with external noise)."""
+  pi_eps: jax.Array        # [H, P, A]    policy-prior trajectories
+  sample: jax.Array        # [I, H, N-P, A] Gaussian action samples per iteration
+  value_pi_eps: jax.Array  # [I, N, A]    policy action at z_H in the value estimate
+  q_idx: jax.Array         # [I, 2]       the two Q members averaged per iteration
+  gumbel: jax.Array        # [E]          Gumbel noise choosing the executed elite
+  act: jax.Array           # [A]          exploration noise on the first action
 
-  sum_t discount^t r_hat_t + discount^H * Q_avg(z_H, pi(z_H)) with Q_avg over 2 random members.
+
+def draw_noise(model: wm_lib.WorldModel, cfg: config_lib.PlannerConfig,
+               key: jax.Array) -> PlanNoise:
+  H, N, P, I, E = (cfg.horizon, cfg.num_samples, cfg.num_pi_trajs, cfg.iterations,
+                   cfg.num_elites)
+  A = model.cfg.action_dim
+  k = jax.random.split(key, 6)
+  q_idx = jax.vmap(lambda kk: jax.random.permutation(kk, model.cfg.num_q)[:2])(
+      jax.random.split(k[3], I))
+  return PlanNoise(pi_eps=jax.random.normal(k[0], (H, P, A)),
+                   sample=jax.random.normal(k[1], (I, H, N - P, A)),
+                   value_pi_eps=jax.random.normal(k[2], (I, N, A)), q_idx=q_idx,
+                   gumbel=jax.random.gumbel(k[4], (E,)), act=jax.random.normal(k[5], (A,)))
+
+
+def estimate_value(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerConfig,
+                   z: jax.Array, actions: jax.Array, pi_eps: jax.Array,
+                   q_idx: jax.Array) -> jax.Array:
+  """Value of action sequences. z [N, Z], actions [H, N, A], pi_eps [N, A] -> [N].
+
+  sum_t discount^t r_hat_t + discount^H * Q_avg(z_H, pi(z_H)), Q_avg over members q_idx [2].
   """
   def step(carry, a_t):
     z_t, ret, disc = carry
@@ -47,19 +72,18 @@ def estimate_value(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerConf
 
   init = (z, jnp.zeros(z.shape[0]), jnp.ones(()))
   (z_h, ret, disc), _ = jax.lax.scan(step, init, actions)
-  pi_key, q_key = jax.random.split(key)
-  a_h, _ = model.pi(params, z_h, pi_key)
-  return ret + disc * model.q_pair(params['Qs'], z_h, a_h, q_key, reduce='avg')
+  a_h, _ = model.pi_with_noise(params, z_h, pi_eps)
+  return ret + disc * model.q_pair_idx(params['Qs'], z_h, a_h, q_idx, reduce='avg')
 
 
-def policy_rollout(model: wm_lib.WorldModel, params, z: jax.Array, horizon: int,
-                   key: jax.Array) -> jax.Array:
-  """Actions of the policy prior rolled out through the dynamics. z [N, Z] -> [H, N, A]."""
-  def step(z_t, k):
-    a, _ = model.pi(params, z_t, k)
+def policy_rollout(model: wm_lib.WorldModel, params, z: jax.Array,
+                   pi_eps: jax.Array) -> jax.Array:
+  """Policy-prior actions rolled out through the dynamics. z [P, Z], pi_eps [H, P, A] -> [H, P, A]."""
+  def step(z_t, eps):
+    a, _ = model.pi_with_noise(params, z_t, eps)
     return model.next(params, z_t, a), a
 
-  _, actions = jax.lax.scan(step, z, jax.random.split(key, horizon))
+  _, actions = jax.lax.scan(step, z, pi_eps)
   return actions
 
 
@@ -107,12 +131,21 @@ def plan(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerConfig, state:
   cfg.temperature). Returns (PlanResult, new PlannerState).
   """
   _check_plan_inputs(model, cfg, obs, state)
+  return plan_with_noise(model, params, cfg, state, obs, draw_noise(model, cfg, key), t0,
+                         eval_mode, temperature)
+
+
+def plan_with_noise(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerConfig,
+                    state: PlannerState, obs: jax.Array, noise: PlanNoise, t0,
+                    eval_mode: bool = False, temperature=None):
+  """``plan`` with every random draw given explicitly (see PlanNoise)."""
+  _check_plan_inputs(model, cfg, obs, state)
   temperature = jnp.asarray(cfg.temperature if temperature is None else temperature, jnp.float32)
-  H, N, P, A = cfg.horizon, cfg.num_samples, cfg.num_pi_trajs, model.cfg.action_dim
-  pi_key, loop_key, select_key, noise_key = jax.random.split(key, 4)
+  H, N, P, A, E = (cfg.horizon, cfg.num_samples, cfg.num_pi_trajs, model.cfg.action_dim,
+                   cfg.num_elites)
   z0 = model.encode(params, obs)
-  pi_actions = policy_rollout(model, params, jnp.broadcast_to(z0, (P, z0.shape[-1])), H,
-                              pi_key) if P > 0 else jnp.zeros((H, 0, A))
+  pi_actions = policy_rollout(model, params, jnp.broadcast_to(z0, (P, z0.shape[-1])),
+                              noise.pi_eps) if P > 0 else jnp.zeros((H, 0, A))
   z = jnp.broadcast_to(z0, (N, z0.shape[-1]))
   shifted = jnp.concatenate([state.prev_mean[1:], jnp.zeros((1, A))], axis=0)
   mean = jnp.where(jnp.asarray(t0), jnp.zeros((H, A)), shifted)
@@ -120,22 +153,19 @@ def plan(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerConfig, state:
 
   def iteration(i, carry):
     mean, std, _, _, _ = carry
-    noise_key, value_key = jax.random.split(jax.random.fold_in(loop_key, i))
-    r = jax.random.normal(noise_key, (H, N - P, A))
-    sampled = jnp.clip(mean[:, None] + std[:, None] * r, -1.0, 1.0)
+    sampled = jnp.clip(mean[:, None] + std[:, None] * noise.sample[i], -1.0, 1.0)
     actions = jnp.concatenate([pi_actions, sampled], axis=1)
-    value = estimate_value(model, params, cfg, z, actions, value_key)
+    value = estimate_value(model, params, cfg, z, actions, noise.value_pi_eps[i], noise.q_idx[i])
     return _mppi_update(cfg, value, actions, temperature)
 
-  E = cfg.num_elites
   init = (mean, std, jnp.zeros((H, E, A)), jnp.zeros((E,)), jnp.ones((E,)) / E)
   mean, std, elite_actions, elite_value, score = jax.lax.fori_loop(
       0, cfg.iterations, iteration, init)
-  idx = jax.random.categorical(select_key, jnp.log(score))
+  idx = jnp.argmax(jnp.log(score) + noise.gumbel)  # Gumbel-max sample of an elite by score
   chosen = elite_actions[:, idx]                                            # [H, A]
   first = chosen[0]
   if not eval_mode:
-    first = first + std[0] * jax.random.normal(noise_key, (A,))
+    first = first + std[0] * noise.act
   first = jnp.clip(first, -1.0, 1.0)
   chosen = chosen.at[0].set(first)
   latents = rollout_latents(model, params, z0, chosen)

@@ -137,6 +137,11 @@ class WorldModel:
     out = self.pi_net.apply({'params': params['pi']}, z)
     return self.pi_from_eps(out, jax.random.normal(key, out.shape[:-1] + (self.cfg.action_dim,)))
 
+  def pi_with_noise(self, params: Params, z: jax.Array, eps: jax.Array):
+    """Policy prior at z [..., Z] with given standard-normal noise eps [..., A]."""
+    _check_last(z, self.cfg.latent_dim, 'pi(z)')
+    return self.pi_from_eps(self.pi_net.apply({'params': params['pi']}, z), eps)
+
   def pi_from_eps(self, pi_out: jax.Array, eps: jax.Array):
     """Policy head output [..., 2A] + standard-normal noise [..., A] -> (action, info)."""
     c = self.cfg
@@ -168,9 +173,14 @@ class WorldModel:
   def q_pair(self, q_params: chex.ArrayTree, z: jax.Array, a: jax.Array, key: jax.Array,
              reduce: str = 'avg', dropout_key: Optional[jax.Array] = None) -> jax.Array:
     """Decoded Q of two randomly chosen members, reduced by 'avg' or 'min'. Returns [...]."""
+    return self.q_pair_idx(q_params, z, a, jax.random.permutation(key, self.cfg.num_q)[:2],
+                           reduce, dropout_key)
+
+  def q_pair_idx(self, q_params: chex.ArrayTree, z: jax.Array, a: jax.Array, idx: jax.Array,
+                 reduce: str = 'avg', dropout_key: Optional[jax.Array] = None) -> jax.Array:
+    """Decoded Q of members ``idx`` [2], reduced by 'avg' or 'min'. Returns [...]."""
     if reduce not in ('avg', 'min'):
       raise ValueError(f"reduce must be 'avg' or 'min', got {reduce!r}")
-    idx = jax.random.permutation(key, self.cfg.num_q)[:2]
     pair = jax.tree_util.tree_map(lambda p: p[idx], q_params)
     q = numerics.two_hot_inv(self.q_logits(pair, z, a, dropout_key), self.cfg.vmin, self.cfg.vmax)
     return jnp.mean(q, axis=0) if reduce == 'avg' else jnp.min(q, axis=0)

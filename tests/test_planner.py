@@ -86,18 +86,21 @@ def test_warm_start_used_only_when_not_t0(agent):
 
 def test_improves_over_random_on_known_optimum():
   model = toy.ToyModel()
-  cfg = config.PlannerConfig(horizon=3, iterations=6, num_samples=256, num_elites=32,
+  cfg = config.PlannerConfig(horizon=3, iterations=8, num_samples=512, num_elites=32,
                              num_pi_trajs=8, temperature=5.0, discount=1.0)
   state = planner.init_state(cfg, 3)
-  res, _ = planner.plan(model, toy.TOY_PARAMS, cfg, state, jnp.zeros(3), jax.random.PRNGKey(0),
-                        True, True)
   target = jnp.asarray(model.target)
-  np.testing.assert_allclose(res.mean, jnp.broadcast_to(target, (3, 3)), atol=0.2)
-  plan_value = -jnp.sum(jnp.square(res.actions - target))
-  rand = jax.random.uniform(jax.random.PRNGKey(1), (1000, 3, 3), minval=-1, maxval=1)
+  rand = jax.random.uniform(jax.random.PRNGKey(99), (1000, 3, 3), minval=-1, maxval=1)
   rand_value = -jnp.sum(jnp.square(rand - target), axis=(1, 2))
-  assert plan_value > jnp.percentile(rand_value, 99)
-  assert plan_value > -0.1  # optimum is 0
+  errors = []
+  for k in range(5):
+    res, _ = planner.plan(model, toy.TOY_PARAMS, cfg, state, jnp.zeros(3), jax.random.PRNGKey(k),
+                          True, True)
+    plan_value = -jnp.sum(jnp.square(res.actions - target))
+    assert plan_value > jnp.percentile(rand_value, 99)
+    errors.append(float(jnp.max(jnp.abs(res.mean - target))))
+  # The optimum is a_t = target (value 0); MPPI gets close on most seeds.
+  assert np.median(errors) < 0.15
 
 
 def test_temperature_is_traced_and_matters():

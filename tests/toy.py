@@ -10,6 +10,7 @@ class ToyCfg:
   obs_dim: int = 3
   action_dim: int = 3
   latent_dim: int = 3
+  num_q: int = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,6 +20,7 @@ class ToyModel:
   The optimal plan is a_t = target for every t, with value 0.
   """
   cfg: ToyCfg = ToyCfg()
+  # num_q is read by the planner's noise draw.
   target: tuple = (0.3, -0.6, 0.8)
 
   def encode(self, params, obs):
@@ -33,7 +35,13 @@ class ToyModel:
   def pi(self, params, z, key):
     return jax.random.uniform(key, z.shape[:-1] + (self.cfg.action_dim,), minval=-1, maxval=1), None
 
+  def pi_with_noise(self, params, z, eps):
+    return jnp.tanh(eps), None
+
   def q_pair(self, q_params, z, a, key, reduce='avg'):
+    return jnp.zeros(z.shape[:-1])
+
+  def q_pair_idx(self, q_params, z, a, idx, reduce='avg'):
     return jnp.zeros(z.shape[:-1])
 
 
