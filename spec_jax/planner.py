@@ -135,11 +135,13 @@ def plan(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerConfig, state:
                          eval_mode, temperature)
 
 
+@functools.partial(jax.jit, static_argnames=('model', 'cfg', 'eval_mode'))
 def plan_with_noise(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerConfig,
                     state: PlannerState, obs: jax.Array, noise: PlanNoise, t0,
                     eval_mode: bool = False, temperature=None):
   """``plan`` with every random draw given explicitly (see PlanNoise)."""
   _check_plan_inputs(model, cfg, obs, state)
+  noise = jax.tree_util.tree_map(jnp.asarray, noise)
   temperature = jnp.asarray(cfg.temperature if temperature is None else temperature, jnp.float32)
   H, N, P, A, E = (cfg.horizon, cfg.num_samples, cfg.num_pi_trajs, model.cfg.action_dim,
                    cfg.num_elites)
