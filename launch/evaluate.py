@@ -30,6 +30,7 @@ def main(argv):
   env = dmc.DMCEnv(extra['task'], action_repeat=extra['action_repeat'],
                    episode_length=extra['episode_length'])
   rows = []
+  taus = [float(t) for t in str(cfg.tau).split(',')]
   for mode in cfg.modes.split(','):
     if mode in ('mlp', 'transformer') and mode not in cors:
       raise ValueError(f'mode {mode!r} needs a corrector; {_EXPORT.value} has {sorted(cors)} '
@@ -37,9 +38,10 @@ def main(argv):
     cor, cparams = cors.get(mode, (None, None))
     scfg = sp.SpecConfig(mode=mode, exec_len=cfg.exec_len,
                          history=cor.cfg.history if cor else 4)
-    rows.append(evaluation.evaluate_mode(model, params, pcfg, scfg, cor, cparams, env, cfg.tau,
-                                         cfg.episodes, jax.random.PRNGKey(cfg.seed), cfg.seed,
-                                         log_fn=logging.info))
+    for tau in (taus[:1] if mode == 'baseline' else taus):  # baseline ignores tau
+      rows.append(evaluation.evaluate_mode(model, params, pcfg, scfg, cor, cparams, env, tau,
+                                           cfg.episodes, jax.random.PRNGKey(cfg.seed), cfg.seed,
+                                           log_fn=logging.info))
   paths = evaluation.write_outputs(rows, _WORKDIR.value)
   print(evaluation.markdown_table(rows))
   print(paths)

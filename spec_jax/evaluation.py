@@ -13,7 +13,8 @@ import numpy as np
 from spec_jax import speculation as sp
 
 COLUMNS = ('mode', 'tau', 'exec_len', 'episodes', 'return_mean', 'return_std',
-           'planner_calls', 'corrections', 'fallbacks', 'step_ms_median', 'replan_ms_median',
+           'planner_calls', 'corrections', 'fallbacks', 'step_ms_mean', 'step_ms_median',
+           'replan_ms_median',
            'correct_ms_median', 'correct_to_replan_ratio')
 
 
@@ -66,6 +67,7 @@ def evaluate_mode(model, params, planner_cfg, spec_cfg: sp.SpecConfig, corrector
               planner_calls=float(np.mean([e['planner_calls'] for e in eps])),
               corrections=float(np.mean([e['corrections'] for e in eps])),
               fallbacks=float(np.mean([e['fallbacks'] for e in eps])),
+              step_ms_mean=float(np.mean(replan + correct)),
               step_ms_median=_median(replan + correct), replan_ms_median=_median(replan),
               correct_ms_median=_median(correct),
               correct_to_replan_ratio=_median(correct) / _median(replan) if correct else float('nan'))

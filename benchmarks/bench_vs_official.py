@@ -1,0 +1,96 @@
+"""Official PyTorch TD-MPC2 planner vs the spec_jax planner, same weights, same CPU, one run.
+
+  pip install -e '.[torch]' tensordict
+  python benchmarks/bench_vs_official.py --tdmpc2_src /path/to/tdmpc2/tdmpc2 [--sizes 1,5]
+
+``--tdmpc2_src`` is the ``tdmpc2/`` folder of a checkout of nicklashansen/tdmpc2 (not shipped
+with spec_jax). Both planners use the official defaults for humanoid (obs 67, action 21: 512
+samples, 8 iterations, horizon 3); the official one runs eagerly (torch.compile targets CUDA
+graphs). Median ms per plan call after warm-up/compile.
+"""
+import argparse
+import statistics
+import sys
+import time
+import types
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def _official_cfg(size, obs_dim, action_dim):
+  from spec_jax import config
+  arch = config.MODEL_SIZES[size]
+  cfg = types.SimpleNamespace(
+      obs='state', obs_shape={'state': (obs_dim,)}, action_dim=action_dim, num_bins=101,
+      vmin=-10., vmax=10., simnorm_dim=8, dropout=0.01, log_std_min=-10, log_std_max=2,
+      multitask=False, episodic=False, task_dim=0, tau=0.01, horizon=3,
+      iterations=6 + 2 * int(action_dim >= 20), num_samples=512, num_elites=64, num_pi_trajs=24,
+      min_std=0.05, max_std=2., temperature=0.5, num_channels=32, get=lambda k, d=None: None, **arch)
+  cfg.bin_size = 0.2
+  return cfg
+
+
+def _median_ms(fn, repeats):
+  fn(0)
+  times = []
+  for i in range(repeats):
+    t = time.perf_counter()
+    fn(i + 1)
+    times.append(1e3 * (time.perf_counter() - t))
+  return statistics.median(times)
+
+
+def main():
+  p = argparse.ArgumentParser()
+  p.add_argument('--tdmpc2_src', required=True)
+  p.add_argument('--sizes', default='1,5')
+  p.add_argument('--repeats', type=int, default=10)
+  p.add_argument('--threads', type=int, default=0, help='torch threads (0: torch default)')
+  args = p.parse_args()
+  sys.path.insert(0, args.tdmpc2_src)
+  import torch
+  from common.world_model import WorldModel  # official code, from --tdmpc2_src
+  import tdmpc2 as official
+  from spec_jax import config, convert, planner, world_model
+  if args.threads:
+    torch.set_num_threads(args.threads)
+  print(f'torch {torch.__version__} ({torch.get_num_threads()} threads), jax {jax.__version__} '
+        f'({jax.devices()[0].device_kind})')
+  print('\n| model | official PyTorch ms/plan | spec_jax ms/plan | speed-up (official / spec_jax) |'
+        '\n|---|---|---|---|')
+  for size in [int(s) for s in args.sizes.split(',')]:
+    cfg = _official_cfg(size, 67, 21)
+    torch.manual_seed(0)
+    wm = WorldModel(cfg)
+    wm.eval()
+    agent = official.TDMPC2.__new__(official.TDMPC2)
+    torch.nn.Module.__init__(agent)
+    agent.cfg, agent.device, agent.model, agent.discount = cfg, torch.device('cpu'), wm, 0.99
+    agent._prev_mean = torch.zeros(cfg.horizon, cfg.action_dim)
+    obs = torch.randn(1, 67)
+
+    def run_official(i):
+      with torch.no_grad():
+        agent._plan(obs, t0=False, eval_mode=False)
+
+    sd = {k: v.detach().numpy() for k, v in wm.state_dict().items()
+          if isinstance(v, torch.Tensor) and v.device.type != 'meta'}
+    mcfg, params, _ = convert.convert_state_dict(sd)
+    model = world_model.WorldModel(mcfg)
+    pcfg = config.planner_config(21, 500)
+    state = planner.init_state(pcfg, 21)
+    jobs = jnp.asarray(obs.numpy()[0])
+
+    def run_jax(i):
+      jax.block_until_ready(planner.plan(model, params, pcfg, state, jobs, jax.random.PRNGKey(i),
+                                         False)[0].action)
+
+    ms_t = _median_ms(run_official, args.repeats)
+    ms_j = _median_ms(run_jax, args.repeats)
+    print(f'| {size}M | {ms_t:.1f} | {ms_j:.1f} | {ms_t / ms_j:.2f} |', flush=True)
+
+
+if __name__ == '__main__':
+  main()
