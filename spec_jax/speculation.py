@@ -99,19 +99,19 @@ def _zero_delta(params, history, valid, a_spec):
   return jnp.zeros_like(a_spec)
 
 
-@functools.partial(jax.jit, static_argnames=('model', 'planner_cfg', 'spec_cfg', 'corrector'))
-def step(model: wm_lib.WorldModel, params, planner_cfg: config_lib.PlannerConfig,
-         spec_cfg: SpecConfig, corrector: Optional[corr_lib.Corrector], corrector_params,
-         state: SpecState, obs: jax.Array, key: jax.Array, tau, t0):
-  """One speculative step for one environment: obs [O] -> (action [A], SpecState, StepInfo).
+class _Verdict(NamedTuple):
+  z_real: jax.Array
+  z_hat: jax.Array
+  d: jax.Array
+  a_spec: jax.Array
+  history: jax.Array
+  valid: jax.Array
+  replan: jax.Array
+  fallback: jax.Array
 
-  ``key`` is used as the planner key when replanning; ``tau`` and ``t0`` may be traced.
-  """
-  chex.assert_rank(obs, 1)
-  if spec_cfg.mode in ('mlp', 'transformer') and corrector is None:
-    raise ValueError(f"mode {spec_cfg.mode!r} needs a corrector")
-  tau = jnp.asarray(tau, jnp.float32)
-  t0 = jnp.asarray(t0, bool)
+
+def _verify(model, params, planner_cfg, spec_cfg, state, obs, tau, t0) -> _Verdict:
+  """Encode, measure the mismatch, push the history token, decide replan vs correct."""
   H = planner_cfg.horizon
   z_real = model.encode(params, obs)
   idx = jnp.minimum(state.index, H)
@@ -121,28 +121,92 @@ def step(model: wm_lib.WorldModel, params, planner_cfg: config_lib.PlannerConfig
   token = jnp.concatenate([z_real, z_hat, z_real - z_hat, a_spec])
   history, valid = _push(state.history, state.history_valid, token, t0)
   exhausted = state.index >= spec_cfg.effective_exec_len
-  fallback = (d > tau) & ~exhausted & ~t0
-  replan = t0 | exhausted | (d > tau)
-  delta_fn = _zero_delta if spec_cfg.mode in ('baseline', 'spec') else corrector.apply
+  return _Verdict(z_real, z_hat, d, a_spec, history, valid, replan=t0 | exhausted | (d > tau),
+                  fallback=(d > tau) & ~exhausted & ~t0)
 
-  def do_replan(_):
-    res, pstate = planner_lib.plan(model, params, planner_cfg, state.planner, obs, key, t0,
-                                   spec_cfg.eval_mode)
-    return res.action, res.actions, res.latents, jnp.ones((), jnp.int32), pstate
 
-  def do_correct(_):
-    a = jnp.clip(a_spec + delta_fn(corrector_params, history, valid, a_spec), -1.0, 1.0)
-    return a, state.action_queue, state.latent_queue, state.index + 1, state.planner
+def _replan_branch(model, params, planner_cfg, spec_cfg, state, obs, key, t0):
+  res, pstate = planner_lib.plan(model, params, planner_cfg, state.planner, obs, key, t0,
+                                 spec_cfg.eval_mode)
+  return res.action, res.actions, res.latents, jnp.ones((), jnp.int32), pstate
 
-  action, aq, lq, index, pstate = jax.lax.cond(replan, do_replan, do_correct, None)
+
+def _correct_branch(spec_cfg, corrector, corrector_params, state, v: _Verdict):
+  if spec_cfg.mode in ('baseline', 'spec'):
+    a = v.a_spec
+  else:
+    a = jnp.clip(v.a_spec + corrector.apply(corrector_params, v.history, v.valid, v.a_spec),
+                 -1.0, 1.0)
+  return a, state.action_queue, state.latent_queue, state.index + 1, state.planner
+
+
+def _finish(state, v: _Verdict, out):
+  action, aq, lq, index, pstate = out
   new_state = state.replace(
-      action_queue=aq, latent_queue=lq, index=index, history=history, history_valid=valid,
-      planner=pstate, planner_calls=state.planner_calls + replan.astype(jnp.int32),
-      corrections=state.corrections + (~replan).astype(jnp.int32),
-      fallbacks=state.fallbacks + fallback.astype(jnp.int32), steps=state.steps + 1)
-  info = StepInfo(replanned=replan, fallback=fallback, d=d, z_real=z_real, z_hat=z_hat,
-                  a_spec=a_spec, k=state.index)
+      action_queue=aq, latent_queue=lq, index=index, history=v.history, history_valid=v.valid,
+      planner=pstate, planner_calls=state.planner_calls + v.replan.astype(jnp.int32),
+      corrections=state.corrections + (~v.replan).astype(jnp.int32),
+      fallbacks=state.fallbacks + v.fallback.astype(jnp.int32), steps=state.steps + 1)
+  info = StepInfo(replanned=v.replan, fallback=v.fallback, d=v.d, z_real=v.z_real,
+                  z_hat=v.z_hat, a_spec=v.a_spec, k=state.index)
   return action, new_state, info
+
+
+def _check(spec_cfg, corrector):
+  if spec_cfg.mode in ('mlp', 'transformer') and corrector is None:
+    raise ValueError(f"mode {spec_cfg.mode!r} needs a corrector")
+
+
+@functools.partial(jax.jit, static_argnames=('model', 'planner_cfg', 'spec_cfg', 'corrector'))
+def step(model: wm_lib.WorldModel, params, planner_cfg: config_lib.PlannerConfig,
+         spec_cfg: SpecConfig, corrector: Optional[corr_lib.Corrector], corrector_params,
+         state: SpecState, obs: jax.Array, key: jax.Array, tau, t0):
+  """One speculative step for one environment: obs [O] -> (action [A], SpecState, StepInfo).
+
+  ``key`` is used as the planner key when replanning; ``tau`` and ``t0`` may be traced.
+  """
+  chex.assert_rank(obs, 1)
+  _check(spec_cfg, corrector)
+  t0 = jnp.asarray(t0, bool)
+  v = _verify(model, params, planner_cfg, spec_cfg, state, obs, jnp.asarray(tau, jnp.float32), t0)
+  out = jax.lax.cond(
+      v.replan,
+      lambda: _replan_branch(model, params, planner_cfg, spec_cfg, state, obs, key, t0),
+      lambda: _correct_branch(spec_cfg, corrector, corrector_params, state, v))
+  return _finish(state, v, out)
+
+
+@functools.partial(jax.jit, static_argnames=('model', 'planner_cfg', 'spec_cfg', 'corrector'))
+def step_batch_shared(model: wm_lib.WorldModel, params, planner_cfg: config_lib.PlannerConfig,
+                      spec_cfg: SpecConfig, corrector: Optional[corr_lib.Corrector],
+                      corrector_params, state: SpecState, obs: jax.Array, keys: jax.Array,
+                      tau, t0):
+  """Batched step for B environments with ONE lax.cond over the batch: the (vmapped) planner
+  runs only when at least one environment must replan, and its result is kept only for those.
+
+  ``vmap(step)`` turns the per-env cond into a select that plans at every step; this variant
+  skips planning on the steps where every environment corrects, which is what makes large
+  vectorised sweeps cheap. state [B, ...], obs [B, O], keys [B, 2], tau [] or [B], t0 [B].
+  Same results as ``step`` per environment (up to batched float rounding).
+  """
+  chex.assert_rank(obs, 2)
+  _check(spec_cfg, corrector)
+  B = obs.shape[0]
+  tau = jnp.broadcast_to(jnp.asarray(tau, jnp.float32), (B,))
+  t0 = jnp.broadcast_to(jnp.asarray(t0, bool), (B,))
+  v = jax.vmap(lambda s, o, tt, t: _verify(model, params, planner_cfg, spec_cfg, s, o, tt, t))(
+      state, obs, tau, t0)
+  corrected = jax.vmap(lambda s, vv: _correct_branch(spec_cfg, corrector, corrector_params, s,
+                                                     vv))(state, v)
+
+  def with_plan():
+    planned = jax.vmap(lambda s, o, k, t: _replan_branch(model, params, planner_cfg, spec_cfg, s,
+                                                         o, k, t))(state, obs, keys, t0)
+    pick = lambda p, c: jnp.where(v.replan.reshape((B,) + (1,) * (p.ndim - 1)), p, c)
+    return jax.tree_util.tree_map(pick, planned, corrected)
+
+  out = jax.lax.cond(jnp.any(v.replan), with_plan, lambda: corrected)
+  return jax.vmap(_finish)(state, v, out)
 
 
 def step_batch(model, params, planner_cfg, spec_cfg, corrector, corrector_params, state, obs,

@@ -1,10 +1,12 @@
 """Vectorised sweeps of tau x seeds x episodes (one jit per speculation horizon) on MJX.
 
 ``episode_fn`` runs one whole episode for one (tau, key) pair: reset, then a lax.scan over the
-episode of (speculative step -> MJX step with action repeat). ``sweep`` is
-jit(vmap(vmap(vmap(episode_fn)))) over taus [T], seeds [S] and episodes [E]; the horizon
-(exec_len) fixes shapes and control flow, so each horizon compiles once. ``sweep_loop`` runs
-the same grid point by point with the single-episode jit, on the same keys.
+episode of (speculative step -> MJX step with action repeat). ``sweep`` runs the whole grid of
+taus [T] x seeds [S] x episodes [E] as one batch in one jit, with a single batch-level
+lax.cond so that the planner runs only on steps where some environment replans;
+``sweep_vmap`` is the plain jit(vmap(vmap(vmap(episode_fn)))). The horizon (exec_len) fixes
+shapes and control flow, so each horizon compiles once. ``sweep_loop`` runs the same grid point
+by point with the single-episode jit, on the same keys.
 """
 import dataclasses
 import functools
@@ -67,8 +69,51 @@ def grid_keys(seeds: Sequence[int], episodes: int) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnums=0)
+def batched_episodes(setup: SweepSetup, params, cparams, taus: jax.Array,
+                     keys: jax.Array) -> EpisodeStats:
+  """B whole episodes in lock-step: taus [B], keys [B, 2] -> EpisodeStats leaves [B].
+
+  Uses ``speculation.step_batch_shared``: the planner runs only on steps where some
+  environment replans. Keys are derived exactly as in ``episode_fn``.
+  """
+  B, length = taus.shape[0], setup.env.spec.episode_length
+  split = jax.vmap(jax.random.split)(keys)
+  env_state = jax.vmap(setup.env.reset_one)(split[:, 0])
+  step_keys = jnp.swapaxes(jax.vmap(lambda k: jax.random.split(k, length))(split[:, 1]), 0, 1)
+  state = sp.batch_state(sp.init_state(setup.model, setup.planner_cfg, setup.spec_cfg), B)
+
+  def body(carry, inp):
+    env_state, state, ret, alive, steps = carry
+    t, k = inp
+    action, state, _ = sp.step_batch_shared(
+        setup.model, params, setup.planner_cfg, setup.spec_cfg, setup.corrector, cparams, state,
+        env_state.obs, k, taus, jnp.full((B,), t == 0))
+    env_state, reward = jax.vmap(setup.env.step_one)(env_state, action)
+    alive = alive & (env_state.done == 0)
+    return (env_state, state, ret + jnp.where(alive, reward, 0.0), alive,
+            steps + alive.astype(jnp.int32)), None
+
+  init = (env_state, state, jnp.zeros((B,)), jnp.ones((B,), bool), jnp.zeros((B,), jnp.int32))
+  (_, state, ret, _, steps), _ = jax.lax.scan(body, init, (jnp.arange(length), step_keys))
+  return EpisodeStats(ret=ret, planner_calls=state.planner_calls, corrections=state.corrections,
+                      fallbacks=state.fallbacks, steps=steps)
+
+
 def sweep(setup: SweepSetup, params, cparams, taus: jax.Array, keys: jax.Array) -> EpisodeStats:
-  """taus [T], keys [S, E, 2] -> EpisodeStats with leaves [T, S, E], all in one jit."""
+  """taus [T], keys [S, E, 2] -> EpisodeStats with leaves [T, S, E]: the whole grid as one
+  batch of T*S*E environments in one jit (``batched_episodes``)."""
+  T, (S, E) = taus.shape[0], keys.shape[:2]
+  tau_b = jnp.repeat(jnp.asarray(taus, jnp.float32), S * E)
+  keys_b = jnp.tile(keys.reshape(S * E, -1), (T, 1))
+  stats = batched_episodes(setup, params, cparams, tau_b, keys_b)
+  return jax.tree_util.tree_map(lambda x: x.reshape(T, S, E), stats)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def sweep_vmap(setup: SweepSetup, params, cparams, taus: jax.Array,
+               keys: jax.Array) -> EpisodeStats:
+  """jit(vmap(vmap(vmap(episode_fn)))): the same grid, each env's cond becoming a select
+  (the planner runs at every step). Kept for comparison in benchmarks/bench_sweep.py."""
   fn = lambda tau, key: episode_fn(setup, params, cparams, tau, key)
   over_episodes = jax.vmap(fn, in_axes=(None, 0))
   over_seeds = jax.vmap(over_episodes, in_axes=(None, 0))

@@ -14,17 +14,14 @@ from spec_jax import evaluation
 from spec_jax import speculation as sp
 from spec_jax import world_model
 from spec_jax.envs import dmc
+import toy
 
 PC = config.PlannerConfig(horizon=3, iterations=2, num_samples=32, num_elites=4, num_pi_trajs=4)
 
 
 @pytest.fixture(scope='module')
 def agent():
-  wm = world_model.WorldModel(config.model_config(1, 5, 1, latent_dim=32, mlp_dim=64, enc_dim=64))
-  params = wm.init(jax.random.PRNGKey(0))
-  params['reward']['dense_out']['kernel'] = 0.2 * jax.random.normal(
-      jax.random.PRNGKey(1), params['reward']['dense_out']['kernel'].shape)
-  return wm, params
+  return toy.small_agent()
 
 
 @pytest.fixture(scope='module')

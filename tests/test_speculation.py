@@ -67,11 +67,7 @@ def test_speculative_action_is_the_queued_one():
 
 @pytest.fixture(scope='module')
 def agent():
-  wm = world_model.WorldModel(config.model_config(1, 5, 1, latent_dim=32, mlp_dim=64, enc_dim=64))
-  params = wm.init(jax.random.PRNGKey(0))
-  params['reward']['dense_out']['kernel'] = 0.2 * jax.random.normal(
-      jax.random.PRNGKey(1), params['reward']['dense_out']['kernel'].shape)
-  return wm, params
+  return toy.small_agent()
 
 
 def _rollout(agent, mode, tau, steps=12, corrector=None, cparams=None, exec_len=3):
@@ -149,6 +145,26 @@ def test_vmap_over_envs_and_tau(agent):
   for i in range(B):
     assert int(state.planner_calls[i]) == int(singles[i].planner_calls)
   assert int(state.planner_calls[0]) == 4 and int(state.planner_calls[2]) == 2
+
+
+def test_shared_cond_batch_step_equals_single_steps(agent):
+  wm, params = agent
+  cfg = sp.SpecConfig(mode='spec', exec_len=3)
+  B = 3
+  obs = jax.random.normal(jax.random.PRNGKey(0), (5, B, 5))
+  taus = jnp.array([0.0, 0.2, 1e9])
+  keys = jax.random.split(jax.random.PRNGKey(1), 5 * B).reshape(5, B, 2)
+  state = sp.batch_state(sp.init_state(wm, PC, cfg), B)
+  singles = [sp.init_state(wm, PC, cfg) for _ in range(B)]
+  for t in range(5):
+    a, state, info = sp.step_batch_shared(wm, params, PC, cfg, None, None, state, obs[t], keys[t],
+                                          taus, jnp.full((B,), t == 0))
+    for i in range(B):
+      ai, singles[i], si = sp.step(wm, params, PC, cfg, None, None, singles[i], obs[t, i],
+                                   keys[t, i], taus[i], t == 0)
+      np.testing.assert_allclose(a[i], ai, atol=1e-5)
+      assert bool(info.replanned[i]) == bool(si.replanned)
+  np.testing.assert_array_equal(state.planner_calls, [s.planner_calls for s in singles])
 
 
 def test_jit_of_vmap_over_tau_grid(agent):

@@ -9,6 +9,7 @@ from spec_jax import sweep
 from spec_jax import speculation as sp
 from spec_jax import world_model
 from spec_jax.envs import mjx
+import toy
 
 PC = config.PlannerConfig(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=2)
 
@@ -16,10 +17,7 @@ PC = config.PlannerConfig(num_samples=32, num_elites=4, num_pi_trajs=4, iteratio
 @pytest.fixture(scope='module')
 def setup():
   env = mjx.MJXEnv('cartpole-swingup', episode_length=12)
-  wm = world_model.WorldModel(config.model_config(1, 5, 1, latent_dim=32, mlp_dim=64, enc_dim=64))
-  params = wm.init(jax.random.PRNGKey(0))
-  params['reward']['dense_out']['kernel'] = 0.2 * jax.random.normal(
-      jax.random.PRNGKey(1), params['reward']['dense_out']['kernel'].shape)
+  wm, params = toy.small_agent()
   return sweep.SweepSetup(env, wm, PC, sp.SpecConfig(mode='spec', exec_len=3)), params
 
 
@@ -29,9 +27,11 @@ def test_vectorised_sweep_equals_loop(setup):
   keys = sweep.grid_keys([0, 1], 2)
   vec = sweep.sweep(s, params, None, taus, keys)
   loop = sweep.sweep_loop(s, params, None, taus, keys)
+  naive = sweep.sweep_vmap(s, params, None, taus, keys)
   assert vec.ret.shape == (3, 2, 2)
-  for a, b in zip(vec, loop):
+  for a, b, c in zip(vec, loop, naive):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(c, b, rtol=1e-5, atol=1e-6)
   np.testing.assert_array_equal(vec.planner_calls[0], 12)   # tau = 0: replan every step
   np.testing.assert_array_equal(vec.planner_calls[2], 4)    # never fall back: every 3rd step
   np.testing.assert_array_equal(vec.planner_calls + vec.corrections, 12)

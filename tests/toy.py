@@ -46,3 +46,14 @@ class ToyModel:
 
 
 TOY_PARAMS = {'Qs': {}}
+
+
+def small_agent(obs_dim=5, action_dim=1):
+  """A small random TD-MPC2 world model with a non-zero reward head (planning is not flat)."""
+  from spec_jax import config, world_model
+  wm = world_model.WorldModel(config.model_config(1, obs_dim, action_dim, latent_dim=32,
+                                                  mlp_dim=64, enc_dim=64))
+  params = wm.init(jax.random.PRNGKey(0))
+  params['reward']['dense_out']['kernel'] = 0.2 * jax.random.normal(
+      jax.random.PRNGKey(1), params['reward']['dense_out']['kernel'].shape)
+  return wm, params
