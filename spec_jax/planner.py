@@ -130,7 +130,6 @@ def plan(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerConfig, state:
   Args: t0 (traced bool) resets the warm start; temperature (traced scalar, default
   cfg.temperature). Returns (PlanResult, new PlannerState).
   """
-  _check_plan_inputs(model, cfg, obs, state)
   return plan_with_noise(model, params, cfg, state, obs, draw_noise(model, cfg, key), t0,
                          eval_mode, temperature)
 

@@ -11,8 +11,9 @@ Per environment step (``step``):
 
 Modes (static): 'baseline' (exec_len forced to 1: replan every step), 'spec' (no correction),
 'mlp' and 'transformer' (learned correctors). ``tau`` is traced: vmap it for sweeps.
-Note: under vmap a lax.cond with a batched predicate runs both branches (select); per-step
-latency gains are therefore measured unbatched (``launch/evaluate.py``).
+Note: under vmap a lax.cond with a batched predicate runs both branches (select), so
+``step_batch`` plans at every step; ``step_batch_shared`` keeps one batch-level cond instead.
+Per-step latency gains are measured unbatched (``launch/evaluate.py``).
 """
 import dataclasses
 import functools
@@ -93,10 +94,6 @@ def _push(history, valid, token, reset):
   valid = jnp.concatenate([valid[1:], jnp.ones((1,), bool)], axis=0)
   valid = jnp.where(reset, jnp.zeros_like(valid).at[-1].set(True), valid)
   return history, valid
-
-
-def _zero_delta(params, history, valid, a_spec):
-  return jnp.zeros_like(a_spec)
 
 
 class _Verdict(NamedTuple):

@@ -39,27 +39,9 @@ class SweepSetup:
 
 
 def episode_fn(setup: SweepSetup, params, cparams, tau, key) -> EpisodeStats:
-  """One episode for one environment. tau [] and key [2] may be traced."""
-  reset_key, run_key = jax.random.split(key)
-  env_state = setup.env.reset_one(reset_key)
-  state = sp.init_state(setup.model, setup.planner_cfg, setup.spec_cfg)
-  length = setup.env.spec.episode_length
-
-  def body(carry, inp):
-    env_state, state, ret, alive, steps = carry
-    t, step_key = inp
-    action, state, _ = sp.step(setup.model, params, setup.planner_cfg, setup.spec_cfg,
-                               setup.corrector, cparams, state, env_state.obs, step_key, tau, t == 0)
-    env_state, reward = setup.env.step_one(env_state, action)
-    alive = alive & (env_state.done == 0)
-    return (env_state, state, ret + jnp.where(alive, reward, 0.0), alive,
-            steps + alive.astype(jnp.int32)), None
-
-  init = (env_state, state, jnp.zeros(()), jnp.ones((), bool), jnp.zeros((), jnp.int32))
-  (_, state, ret, _, steps), _ = jax.lax.scan(
-      body, init, (jnp.arange(length), jax.random.split(run_key, length)))
-  return EpisodeStats(ret=ret, planner_calls=state.planner_calls, corrections=state.corrections,
-                      fallbacks=state.fallbacks, steps=steps)
+  """One episode for one environment (a batch of one). tau [] and key [2] may be traced."""
+  stats = _rollout(setup, params, cparams, jnp.asarray(tau, jnp.float32)[None], key[None])
+  return jax.tree_util.tree_map(lambda x: x[0], stats)
 
 
 def grid_keys(seeds: Sequence[int], episodes: int) -> jax.Array:
@@ -68,13 +50,12 @@ def grid_keys(seeds: Sequence[int], episodes: int) -> jax.Array:
                                for e in range(episodes)]) for s in seeds])
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def batched_episodes(setup: SweepSetup, params, cparams, taus: jax.Array,
-                     keys: jax.Array) -> EpisodeStats:
+def _rollout(setup: SweepSetup, params, cparams, taus: jax.Array,
+             keys: jax.Array) -> EpisodeStats:
   """B whole episodes in lock-step: taus [B], keys [B, 2] -> EpisodeStats leaves [B].
 
   Uses ``speculation.step_batch_shared``: the planner runs only on steps where some
-  environment replans. Keys are derived exactly as in ``episode_fn``.
+  environment replans (for B = 1 this is the single-environment cond of ``speculation.step``).
   """
   B, length = taus.shape[0], setup.env.spec.episode_length
   split = jax.vmap(jax.random.split)(keys)
@@ -97,6 +78,9 @@ def batched_episodes(setup: SweepSetup, params, cparams, taus: jax.Array,
   (_, state, ret, _, steps), _ = jax.lax.scan(body, init, (jnp.arange(length), step_keys))
   return EpisodeStats(ret=ret, planner_calls=state.planner_calls, corrections=state.corrections,
                       fallbacks=state.fallbacks, steps=steps)
+
+
+batched_episodes = jax.jit(_rollout, static_argnums=0)
 
 
 def sweep(setup: SweepSetup, params, cparams, taus: jax.Array, keys: jax.Array) -> EpisodeStats:
@@ -156,41 +140,42 @@ def timed(fn, *args):
   return out, time.perf_counter() - start
 
 
+def _group(r: Dict[str, Any]):
+  return r['mode'], r['exec_len'], r['perturbation']
+
+
+def _finish_plot(fig, ax, xlabel: str, ylabel: str, path: str) -> None:
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+
+
 def plot_sweep(rows: Sequence[Dict[str, Any]], path_pareto: str, path_fallback: str) -> None:
   """Return vs planner calls per horizon (with its Pareto front), and fallback rate vs tau."""
   import matplotlib
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
-  groups = sorted({(r['mode'], r['exec_len'], r['perturbation']) for r in rows})
+  groups = sorted({_group(r) for r in rows})
+  label = lambda g: f'{g[0]} H={g[1]} {g[2]}'
   fig, ax = plt.subplots(figsize=(6.5, 4.2))
   for g in groups:
-    sel = sorted([r for r in rows if (r['mode'], r['exec_len'], r['perturbation']) == g],
-                 key=lambda r: r['planner_calls'])
+    sel = sorted([r for r in rows if _group(r) == g], key=lambda r: r['planner_calls'])
     ax.errorbar([r['planner_calls'] for r in sel], [r['return_mean'] for r in sel],
                 yerr=[r['return_std'] for r in sel], fmt='o', capsize=2, alpha=0.7,
-                label=f'{g[0]} H={g[1]} {g[2]}')
+                label=label(g))
   front = pareto_front(rows)
   ax.plot([r['planner_calls'] for r in front], [r['return_mean'] for r in front], 'k--', lw=1,
           label='Pareto front')
-  ax.set_xlabel('planner calls per episode')
-  ax.set_ylabel('episode return')
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path_pareto, dpi=120)
+  _finish_plot(fig, ax, 'planner calls per episode', 'episode return', path_pareto)
   plt.close(fig)
   fig, ax = plt.subplots(figsize=(6.5, 4.2))
   for g in groups:
-    sel = sorted([r for r in rows if (r['mode'], r['exec_len'], r['perturbation']) == g],
-                 key=lambda r: r['tau'])
-    ax.plot([r['tau'] for r in sel], [r['fallback_rate'] for r in sel], 'o-',
-            label=f'{g[0]} H={g[1]} {g[2]}')
-  ax.set_xlabel('tau')
-  ax.set_ylabel('fallback replans per step')
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path_fallback, dpi=120)
+    sel = sorted([r for r in rows if _group(r) == g], key=lambda r: r['tau'])
+    ax.plot([r['tau'] for r in sel], [r['fallback_rate'] for r in sel], 'o-', label=label(g))
+  _finish_plot(fig, ax, 'tau', 'fallback replans per step', path_fallback)
   plt.close(fig)
 
 

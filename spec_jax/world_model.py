@@ -133,9 +133,8 @@ class WorldModel:
 
   def pi(self, params: Params, z: jax.Array, key: jax.Array):
     """Samples the tanh-Gaussian policy prior at z [..., Z]. Returns (action [..., A], info)."""
-    _check_last(z, self.cfg.latent_dim, 'pi(z)')
-    out = self.pi_net.apply({'params': params['pi']}, z)
-    return self.pi_from_eps(out, jax.random.normal(key, out.shape[:-1] + (self.cfg.action_dim,)))
+    eps = jax.random.normal(key, z.shape[:-1] + (self.cfg.action_dim,))
+    return self.pi_with_noise(params, z, eps)
 
   def pi_with_noise(self, params: Params, z: jax.Array, eps: jax.Array):
     """Policy prior at z [..., Z] with given standard-normal noise eps [..., A]."""

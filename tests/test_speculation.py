@@ -126,28 +126,9 @@ def test_counters_add_up(agent):
   assert 0 <= int(state.fallbacks) <= int(state.planner_calls)
 
 
-def test_vmap_over_envs_and_tau(agent):
-  wm, params = agent
-  cfg = sp.SpecConfig(mode='spec', exec_len=3)
-  B = 3
-  obs = jax.random.normal(jax.random.PRNGKey(0), (4, B, 5))
-  taus = jnp.array([0.0, 0.2, 1e9])
-  keys = jax.random.split(jax.random.PRNGKey(1), 4 * B).reshape(4, B, 2)
-  state = sp.batch_state(sp.init_state(wm, PC, cfg), B)
-  singles = [sp.init_state(wm, PC, cfg) for _ in range(B)]
-  for t in range(4):
-    t0 = jnp.full((B,), t == 0)
-    a, state, info = sp.step_batch(wm, params, PC, cfg, None, None, state, obs[t], keys[t], taus, t0)
-    for i in range(B):
-      ai, singles[i], _ = sp.step(wm, params, PC, cfg, None, None, singles[i], obs[t, i],
-                                  keys[t, i], taus[i], t == 0)
-      np.testing.assert_allclose(a[i], ai, atol=1e-5)
-  for i in range(B):
-    assert int(state.planner_calls[i]) == int(singles[i].planner_calls)
-  assert int(state.planner_calls[0]) == 4 and int(state.planner_calls[2]) == 2
-
-
-def test_shared_cond_batch_step_equals_single_steps(agent):
+@pytest.mark.parametrize('batch_step', [sp.step_batch, sp.step_batch_shared],
+                         ids=['vmap', 'shared_cond'])
+def test_batched_step_over_envs_and_tau_equals_single_steps(agent, batch_step):
   wm, params = agent
   cfg = sp.SpecConfig(mode='spec', exec_len=3)
   B = 3
@@ -157,14 +138,16 @@ def test_shared_cond_batch_step_equals_single_steps(agent):
   state = sp.batch_state(sp.init_state(wm, PC, cfg), B)
   singles = [sp.init_state(wm, PC, cfg) for _ in range(B)]
   for t in range(5):
-    a, state, info = sp.step_batch_shared(wm, params, PC, cfg, None, None, state, obs[t], keys[t],
-                                          taus, jnp.full((B,), t == 0))
+    a, state, info = batch_step(wm, params, PC, cfg, None, None, state, obs[t], keys[t], taus,
+                                jnp.full((B,), t == 0))
     for i in range(B):
       ai, singles[i], si = sp.step(wm, params, PC, cfg, None, None, singles[i], obs[t, i],
                                    keys[t, i], taus[i], t == 0)
       np.testing.assert_allclose(a[i], ai, atol=1e-5)
       assert bool(info.replanned[i]) == bool(si.replanned)
   np.testing.assert_array_equal(state.planner_calls, [s.planner_calls for s in singles])
+  # tau = 0 replans every step; tau = 1e9 only when the queue runs out (t = 0 and 3).
+  assert int(state.planner_calls[0]) == 5 and int(state.planner_calls[2]) == 2
 
 
 def test_jit_of_vmap_over_tau_grid(agent):
