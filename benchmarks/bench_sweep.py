@@ -1,23 +1,27 @@
-"""Sweep throughput: the vectorised grid (one jit per horizon) against the same grid run point
-by point in a Python loop (one jitted episode per call), side by side in one run.
+"""Sweep throughput: the vectorised grid with compacted replanning (``sweep.sweep``) against the
+same grid run point by point in a Python loop (one jitted episode per call), and against the
+older batch-level shared cond and plain jit(vmap), side by side in one run, at several batch
+sizes B (= taus x seeds x episodes) with desynchronised replans (taus spread over 0.05..1).
 
-  python benchmarks/bench_sweep.py [--export DIR] [--taus 0.1,0.3,0.5,1.0] [--seeds 0,1]
-      [--episodes 2] [--episode_length 100]
+  python benchmarks/bench_sweep.py [--export DIR] [--batches 16,64,256] [--episode_length 50]
 
-Without --export a random-weight 1M model on Playground cartpole-swingup is used (throughput
-does not depend on the weights beyond the replan rate, which is reported).
+Reports planner evaluations executed by the batch vs replans needed (compaction pads to a
+power of two: the ratio should approach 1), and the speed-up over the loop. Without --export
+a random-weight 1M model on an in-JAX fake environment (obs 5, action 1) is used unless
+--env mjx is given (Playground cartpole-swingup).
 """
 import argparse
+import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from spec_jax import checkpoint
 from spec_jax import config
 from spec_jax import speculation as sp
 from spec_jax import sweep
 from spec_jax import world_model
-from spec_jax.envs import mjx
 
 
 def _agent(args):
@@ -30,45 +34,88 @@ def _agent(args):
   return 'cartpole-swingup', model, model.init(jax.random.PRNGKey(0)), pcfg, None, None
 
 
+def _env(args, task):
+  if args.env == 'mjx':
+    from spec_jax.envs import mjx
+    return mjx.MJXEnv(task, impl=args.impl, episode_length=args.episode_length)
+  import os
+  import sys
+  sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                  'tests'))
+  import toy  # the in-JAX fake environment used by the tests
+  return toy.FakeJaxEnv(episode_length=args.episode_length)
+
+
+def _shared_rollout(setup, params, cparams, taus, keys):
+  """The previous runner: one batch-level cond (plans all B whenever any replans)."""
+  orig = sp.step_batch_compact
+  sp.step_batch_compact = sp.step_batch_shared
+  try:
+    return sweep._rollout(setup, params, cparams, taus, keys)  # pylint: disable=protected-access
+  finally:
+    sp.step_batch_compact = orig  # noqa
+
+
+def _row(name, B, run_s, loop_s, out, loop, args):
+  needed = float(np.sum(np.asarray(out.planner_calls)))
+  executed = float(np.sum(np.asarray(out.plan_evals))) if name.startswith('compact') else (
+      float('nan'))
+  dret = float(jnp.max(jnp.abs(out.ret - loop.ret)))
+  return (f'| {B} | {name} | {run_s:.2f} | {B * args.episode_length / run_s:.0f} | '
+          f'{loop_s / run_s:.2f} | {needed:.0f} | {executed:.0f} | {executed / needed:.2f} | '
+          f'{dret:.2g} |')
+
+
 def main():
   p = argparse.ArgumentParser()
   p.add_argument('--export', default='')
   p.add_argument('--mode', default='spec')
-  p.add_argument('--taus', default='0.1,0.3,0.5,1.0')
-  p.add_argument('--seeds', default='0,1')
-  p.add_argument('--episodes', type=int, default=2)
-  p.add_argument('--episode_length', type=int, default=100)
+  p.add_argument('--env', default='fake', choices=('fake', 'mjx'))
+  p.add_argument('--batches', default='16,64')
+  p.add_argument('--episode_length', type=int, default=50)
   p.add_argument('--exec_len', type=int, default=3)
   p.add_argument('--impl', default='jax')
+  p.add_argument('--skip_vmap', action='store_true')
+  p.add_argument('--tau_range', default='',
+                 help='lo,hi of the tau grid; default 1.8,2.1 for the random model (its '
+                      'mismatch spans ~1.8-2.06), 0.05,1.0 with --export')
   args = p.parse_args()
   task, model, params, pcfg, cor, cparams = _agent(args)
   mode = args.mode if cor is not None or args.mode in ('spec', 'baseline') else 'spec'
-  env = mjx.MJXEnv(task, impl=args.impl, episode_length=args.episode_length)
-  setup = sweep.SweepSetup(env, model, pcfg, sp.SpecConfig(mode=mode, exec_len=args.exec_len), cor)
-  taus = jnp.array([float(t) for t in args.taus.split(',')])
-  keys = sweep.grid_keys([int(s) for s in args.seeds.split(',')], args.episodes)
-  n_eps = int(taus.size * keys.shape[0] * keys.shape[1])
-  n_steps = n_eps * args.episode_length
-  one = lambda: sweep._single_episode(setup, params, cparams, taus[0], keys[0, 0])  # pylint: disable=protected-access
-  _, loop_compile = sweep.timed(one)
-  loop, loop_s = sweep.timed(sweep.sweep_loop, setup, params, cparams, taus, keys)
-  runs = [('point-by-point loop (jit per episode)', loop_compile, loop_s, loop)]
-  for name, fn in (('vectorised, shared cond (sweep)', sweep.sweep),
-                   ('vectorised, jit(vmap^3) (sweep_vmap)', sweep.sweep_vmap)):
-    _, compile_s = sweep.timed(fn, setup, params, cparams, taus, keys)
-    out, run_s = sweep.timed(fn, setup, params, cparams, taus, keys)
-    runs.append((name, compile_s, run_s, out))
-  print(f'device: {jax.devices()[0].device_kind} ({jax.default_backend()}); task {task}; '
-        f'mode {mode}; grid {taus.size} taus x {keys.shape[0]} seeds x {keys.shape[1]} episodes '
-        f'= {n_eps} episodes of {args.episode_length} steps; planner {pcfg.num_samples}x'
-        f'{pcfg.iterations}; mean planner calls/episode {float(loop.planner_calls.mean()):.1f}')
-  print('\n| runner | compile s (incl. first run) | run s | episodes/s | env steps/s | speed-up vs loop '
-        '| max |return diff| vs loop | max |calls diff| vs loop |\n|---|---|---|---|---|---|---|---|')
-  for name, compile_s, run_s, out in runs:
-    dret = float(jnp.max(jnp.abs(out.ret - loop.ret)))
-    dcalls = int(jnp.max(jnp.abs(out.planner_calls - loop.planner_calls)))
-    print(f'| {name} | {compile_s:.1f} | {run_s:.2f} | {n_eps / run_s:.2f} | {n_steps / run_s:.0f} '
-          f'| {loop_s / run_s:.2f} | {dret:.3g} | {dcalls} |')
+  setup = sweep.SweepSetup(_env(args, task), model, pcfg,
+                           sp.SpecConfig(mode=mode, exec_len=args.exec_len), cor)
+  print(f'device: {jax.devices()[0].device_kind} ({jax.default_backend()}, '
+        f'{len(jax.local_devices())} device(s)); task {task} ({args.env}); mode {mode}; '
+        f'episodes of {args.episode_length} steps; planner {pcfg.num_samples}x{pcfg.iterations}, '
+        f'H={args.exec_len}')
+  print('\n| B | runner | run s | env steps/s | speed-up vs loop | replans needed | '
+        'planner evals executed | executed/needed | max |return diff| vs loop |\n'
+        '|---|---|---|---|---|---|---|---|---|')
+  shared = jax.jit(_shared_rollout, static_argnums=0)
+  for B in [int(b) for b in args.batches.split(',')]:
+    lo, hi = [float(x) for x in (args.tau_range or ('0.05,1.0' if args.export else '1.8,2.1'))
+              .split(',')]
+    taus = jnp.linspace(lo, hi, B // 2)              # desynchronised replans
+    keys = sweep.grid_keys([0], 2)
+    sweep.timed(sweep._single_episode, setup, params, cparams, taus[0], keys[0, 0])  # compile
+    loop, loop_s = sweep.timed(sweep.sweep_loop, setup, params, cparams, taus, keys)
+    flat = lambda x: x.reshape(-1)
+    loop_flat = jax.tree_util.tree_map(flat, loop)
+    rows = [f'| {B} | point-by-point loop | {loop_s:.2f} | '
+            f'{B * args.episode_length / loop_s:.0f} | 1.00 | '
+            f'{float(np.sum(np.asarray(loop.planner_calls))):.0f} | - | - | 0 |']
+    runners = [('compact (sweep.sweep)', sweep.sweep)]
+    tau_b = jnp.repeat(taus, 2)
+    keys_b = jnp.tile(keys.reshape(2, -1), (taus.shape[0], 1))
+    runners.append(('shared cond', lambda s, pp, c, t, k: shared(s, pp, c, tau_b, keys_b)))
+    if not args.skip_vmap:
+      runners.append(('plain jit(vmap)', sweep.sweep_vmap))
+    for name, fn in runners:
+      sweep.timed(fn, setup, params, cparams, taus, keys)  # compile + first run
+      out, run_s = sweep.timed(fn, setup, params, cparams, taus, keys)
+      out = jax.tree_util.tree_map(flat, out)
+      rows.append(_row(name, B, run_s, loop_s, out, loop_flat, args))
+    print('\n'.join(rows), flush=True)
 
 
 if __name__ == '__main__':

@@ -8,11 +8,13 @@ def get_config() -> ml_collections.ConfigDict:
   c.episodes = 16           # teacher rollouts (500 steps each)
   c.teacher_prob = 0.5      # executed action during speculation: teacher with this probability
   c.history = 4             # K mismatch tokens
-  c.kinds = 'mlp,transformer'
+  c.kinds = ('mlp', 'transformer')
   c.hidden = 256
   c.steps = 4000            # optimiser steps per corrector
   c.batch_size = 256
   c.lr = 3e-4
   c.lam = 0.1               # residual regulariser weight
-  c.holdout = 0.1
+  c.holdout = 0.1           # fraction of teacher EPISODES held out
+  c.planner = ml_collections.ConfigDict()  # planner overrides, e.g. horizon=6
+  c.storage_dtype = 'float32'
   return c

@@ -8,10 +8,15 @@ def get_config() -> ml_collections.ConfigDict:
   c.task = ''               # empty: the export's task
   c.impl = 'jax'
   c.mode = 'mlp'            # spec | mlp | transformer (needs the corrector in the export)
-  c.taus = '0.1,0.2,0.3,0.5,0.7,1.0'
-  c.horizons = '2,3'        # execution lengths (<= planner horizon); one compile each
-  c.seeds = '0,1'
+  c.taus = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+  c.tau_quantiles = ()      # taus as quantiles of the export's stored mismatch distribution
+  c.horizons = (2, 3)       # execution lengths (<= planner horizon); one compile each
+  c.seeds = (0, 1)
   c.episodes = 2            # per seed
   c.episode_length = 0      # 0: the export's episode length
-  c.perturbations = 'none'  # e.g. 'none,friction=0.7,mass=1.3,friction=0.7+mass=1.3'
+  c.perturbations = ('none',)  # e.g. ('none', 'friction=0.7', 'mass=1.3', 'friction=0.7+mass=1.3')
+  # Multi-host (jax.distributed): coordinator 'host:port', number of processes, this one's id.
+  c.coordinator = ''
+  c.num_processes = 1
+  c.process_id = 0
   return c

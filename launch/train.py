@@ -21,7 +21,7 @@ def main(argv):
   del argv
   logs.setup()
   result = trainer.train(_CONFIG.value, _WORKDIR.value)
-  print({k: v for k, v in result.items() if k in ('env_step', 'eval_return', 'export_dir')})
+  print({k: v for k, v in result.items() if k in ('agent_step', 'env_step', 'eval_return', 'export_dir')})
 
 
 if __name__ == '__main__':

@@ -6,6 +6,11 @@
 * ``export_agent`` / ``load_agent``: a self-contained directory (world-model params + JSON
   metadata with the model and planner configs and a format version) that the planner and the
   speculative executor load without any training code.
+
+Export versions: 1 (first release: ``extra.env_step`` held AGENT steps, float32 storage);
+2 (``extra.agent_step`` and ``extra.env_step`` = agent steps x action repeat; optional
+``storage_dtype`` 'float16' for small shipped agents, loaded back as float32). Version-1
+exports are migrated on load.
 """
 import dataclasses
 import json
@@ -20,7 +25,9 @@ from spec_jax import config as config_lib
 from spec_jax import world_model as wm_lib
 
 EXPORT_FORMAT = 'spec_jax.agent'
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
+_STORAGE_DTYPES = ('float32', 'float16')
 _META = 'metadata.json'
 
 
@@ -69,24 +76,45 @@ class Checkpointer:
                             f'current configuration: {e}') from e
     return {k: (restored[k] if k in saved else None) for k in templates}, meta
 
+  def saved_shapes(self, name: str, step: Optional[int] = None):
+    """Shapes of the saved pytree ``name`` at ``step`` (latest by default), or None."""
+    step = self.latest_step() if step is None else step
+    path = os.path.join(self.directory, str(step), name)
+    if step is None or not os.path.isdir(path):
+      return None
+    with ocp.StandardCheckpointer() as ckptr:
+      md = ckptr.metadata(path)
+    tree = getattr(md, 'item_metadata', md)
+    return jax.tree_util.tree_map(lambda x: tuple(x.shape), dict(tree))
+
   def close(self) -> None:
     self._mngr.close()
 
 
+def _cast_float(x, dtype):
+  x = jnp.asarray(x)
+  return x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x
+
+
 def export_agent(directory: str, model_cfg: config_lib.ModelConfig, params,
                  planner_cfg: config_lib.PlannerConfig, extra: Optional[Dict[str, Any]] = None,
-                 extra_params: Optional[Dict[str, Any]] = None) -> str:
+                 extra_params: Optional[Dict[str, Any]] = None,
+                 storage_dtype: str = 'float32') -> str:
   """Writes ``directory/{params,metadata.json}``; ``extra_params`` (e.g. a corrector) are stored
-  beside the world model under their own names. Returns the absolute path."""
+  beside the world model under their own names. ``storage_dtype='float16'`` halves the size
+  (parameters are cast back to float32 on load). Returns the absolute path."""
+  if storage_dtype not in _STORAGE_DTYPES:
+    raise ValueError(f'storage_dtype must be one of {_STORAGE_DTYPES}, got {storage_dtype!r}')
   directory = _abs(directory)
   os.makedirs(directory, exist_ok=True)
   trees = {'world_model': params}
   trees.update(extra_params or {})
+  trees = jax.tree_util.tree_map(lambda x: _cast_float(x, storage_dtype), trees)
   with ocp.StandardCheckpointer() as ckptr:
     ckptr.save(os.path.join(directory, 'params'), trees, force=True)
   meta = dict(format=EXPORT_FORMAT, version=EXPORT_VERSION,
               model=dataclasses.asdict(model_cfg), planner=dataclasses.asdict(planner_cfg),
-              trees=sorted(trees), extra=extra or {})
+              trees=sorted(trees), extra=extra or {}, storage_dtype=storage_dtype)
   with open(os.path.join(directory, _META), 'w') as f:
     json.dump(meta, f, indent=2, sort_keys=True)
   return directory
@@ -100,13 +128,33 @@ def read_export_metadata(directory: str) -> Dict[str, Any]:
   if not os.path.isfile(meta_path) or not os.path.isdir(os.path.join(directory, 'params')):
     raise CheckpointError(f'{directory} is not a complete spec_jax export '
                           f'(needs {_META} and params/)')
-  with open(meta_path) as f:
-    meta = json.load(f)
-  if meta.get('format') != EXPORT_FORMAT:
-    raise CheckpointError(f'{directory}: unknown export format {meta.get("format")!r}')
-  if meta.get('version') != EXPORT_VERSION:
+  try:
+    with open(meta_path) as f:
+      meta = json.load(f)
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise CheckpointError(f'{meta_path} is damaged (not valid JSON: {e}); re-export the agent '
+                          'or restore the file') from e
+  if not isinstance(meta, dict) or meta.get('format') != EXPORT_FORMAT:
+    raise CheckpointError(f'{directory}: unknown export format '
+                          f'{meta.get("format") if isinstance(meta, dict) else meta!r}')
+  if meta.get('version') not in _READABLE_VERSIONS:
     raise CheckpointError(f'{directory}: export version {meta.get("version")} is not supported '
-                          f'(this spec_jax reads version {EXPORT_VERSION})')
+                          f'(this spec_jax reads versions {_READABLE_VERSIONS})')
+  return _migrate(meta)
+
+
+def _migrate(meta: Dict[str, Any]) -> Dict[str, Any]:
+  """Brings older export metadata to the current version (in memory)."""
+  if meta['version'] == 1:
+    extra = meta.setdefault('extra', {})
+    if 'env_step' in extra and 'agent_step' not in extra:  # v1 named agent steps env_step
+      extra['agent_step'] = extra['env_step']
+      extra['env_step'] = extra['agent_step'] * int(extra.get('action_repeat', 1))
+    meta['storage_dtype'] = 'float32'
+    meta['version'] = 2
+  if meta.get('storage_dtype', 'float32') not in _STORAGE_DTYPES:
+    raise CheckpointError(f'unknown storage_dtype {meta.get("storage_dtype")!r} in export '
+                          f'metadata (known: {_STORAGE_DTYPES})')
   return meta
 
 
@@ -138,7 +186,8 @@ def load_agent(directory: str, extra_templates: Optional[Dict[str, Any]] = None
     if name not in trees:
       raise CheckpointError(f'{directory}: parameters lack {name!r}')
     _check_shapes(template, trees[name], f'{directory} ({name})')
-  trees = {k: jax.tree_util.tree_map(jnp.asarray, trees[k]) for k in templates}
+  trees = {k: jax.tree_util.tree_map(lambda x: _cast_float(x, jnp.float32), trees[k])
+           for k in templates}
   meta['params'] = {k: v for k, v in trees.items() if k != 'world_model'}
   return model, trees['world_model'], planner_cfg, meta
 
@@ -155,7 +204,8 @@ def _check_shapes(template, tree, where):
 
 def export_with_correctors(out_dir: str, model: wm_lib.WorldModel, params,
                            planner_cfg: config_lib.PlannerConfig, correctors: Dict[str, Any],
-                           extra: Optional[Dict[str, Any]] = None) -> str:
+                           extra: Optional[Dict[str, Any]] = None,
+                           storage_dtype: str = 'float32') -> str:
   """Export with learned correctors: ``correctors`` maps a name (e.g. 'mlp') to
   (Corrector, params). Their configs go in the metadata, their params beside the model."""
   extra = dict(extra or {})
@@ -163,7 +213,8 @@ def export_with_correctors(out_dir: str, model: wm_lib.WorldModel, params,
                                     action_dim=c.action_dim)
                          for name, (c, _) in correctors.items()}
   return export_agent(out_dir, model.cfg, params, planner_cfg, extra=extra,
-                      extra_params={f'corrector_{n}': p for n, (_, p) in correctors.items()})
+                      extra_params={f'corrector_{n}': p for n, (_, p) in correctors.items()},
+                      storage_dtype=storage_dtype)
 
 
 def load_with_correctors(directory: str):

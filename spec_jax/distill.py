@@ -12,7 +12,7 @@ loss = MSE(a_corr, a_teacher) + lam * mean((a_corr - a_spec)^2); Adam 3e-4, batc
 held-out split reports the corrected error next to the uncorrected one (a_spec vs teacher).
 """
 import functools
-from typing import Dict, NamedTuple, Tuple
+from typing import Any, Dict, NamedTuple, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +33,7 @@ class Dataset(NamedTuple):
   history: jax.Array     # [N, K, F]
   valid: jax.Array       # [N, K]
   k: jax.Array           # [N] steps into speculation
+  episode: jax.Array     # [N] int32 teacher-rollout episode the tuple comes from
 
 
 @functools.partial(jax.jit, static_argnames=('model', 'planner_cfg', 'spec_cfg'))
@@ -62,9 +63,12 @@ def collect(model, params, planner_cfg, env, episodes: int, key: jax.Array, hist
       action, state, teacher_pstate, info, a_teacher = _collect_step(
           model, params, planner_cfg, spec_cfg, state, teacher_pstate, jnp.asarray(obs), step_key,
           t == 0, teacher_prob)
+      if bool(info.nonfinite):
+        raise ValueError(f'non-finite observation or action in teacher rollout: episode {ep}, '
+                         f'step {t}')
       if not bool(info.replanned):
         rows.append((info.z_real, info.z_hat, info.a_spec, a_teacher, info.d, state.history,
-                     state.history_valid, info.k))
+                     state.history_valid, info.k, jnp.int32(ep)))
       obs, reward, done, _ = env.step(np.asarray(action))
       ret, t = ret + reward, t + 1
     returns.append(ret)
@@ -72,18 +76,23 @@ def collect(model, params, planner_cfg, env, episodes: int, key: jax.Array, hist
       log_fn(f'collect episode {ep + 1}/{episodes}: return {ret:.1f}, {len(rows)} tuples')
   if not rows:
     raise ValueError('no speculative steps collected (horizon 1?)')
-  data = Dataset(*[jnp.stack([r[i] for r in rows]) for i in range(8)])
+  data = Dataset(*[jnp.stack([r[i] for r in rows]) for i in range(len(Dataset._fields))])
   return data, dict(collect_return=float(np.mean(returns)), tuples=len(rows))
 
 
 def split(data: Dataset, holdout: float, key: jax.Array) -> Tuple[Dataset, Dataset]:
-  n = data.d.shape[0]
-  if not 0.0 < holdout < 1.0 or n < 2:
-    raise ValueError(f'need 0 < holdout < 1 and at least 2 tuples, got {holdout}, {n}')
-  perm = jax.random.permutation(key, n)
-  n_test = max(1, int(round(holdout * n)))
-  take = lambda idx: jax.tree_util.tree_map(lambda x: x[idx], data)
-  return take(perm[n_test:]), take(perm[:n_test])
+  """(train, held-out) split BY EPISODE: round(holdout * episodes) whole teacher episodes (at
+  least one) are held out, so neighbouring steps of one episode never fall on both sides."""
+  episodes = np.unique(np.asarray(data.episode))
+  if not 0.0 < holdout < 1.0 or len(episodes) < 2:
+    raise ValueError(f'need 0 < holdout < 1 and tuples from at least 2 episodes, got {holdout}, '
+                     f'{len(episodes)} episode(s)')
+  perm = np.asarray(jax.random.permutation(key, len(episodes)))
+  n_test = min(max(1, int(round(holdout * len(episodes)))), len(episodes) - 1)
+  test_eps = episodes[perm[:n_test]]
+  is_test = np.isin(np.asarray(data.episode), test_eps)
+  take = lambda mask: jax.tree_util.tree_map(lambda x: x[np.flatnonzero(mask)], data)
+  return take(~is_test), take(is_test)
 
 
 def loss_fn(params, corrector: corr_lib.Corrector, batch: Dataset, lam: float):
@@ -139,3 +148,47 @@ def train(corrector: corr_lib.Corrector, data: Dataset, key: jax.Array, steps: i
   metrics = dict(history[-1], train_size=int(train_set.d.shape[0]),
                  test_size=int(test_set.d.shape[0]), curve=history)
   return params, metrics
+
+
+def run(cfg, export_dir: str, workdir: str) -> Dict[str, Any]:
+  """The distillation job: load an export, collect teacher rollouts (with ``cfg.planner``
+  overrides, e.g. a longer horizon for deeper speculation), train ``cfg.kinds`` correctors,
+  store the mismatch distribution (101 percentiles of d at speculative steps, for task-relative
+  tau) and export model + correctors to ``workdir/export``. Returns the report (also written to
+  ``workdir/distill_metrics.json``)."""
+  import dataclasses
+  import json
+  import os
+  from absl import logging
+  from spec_jax import checkpoint
+  from spec_jax import logs
+  from spec_jax import reporting
+  from spec_jax.envs import dmc
+  logs.setup()
+  model, params, pcfg, meta = checkpoint.load_agent(export_dir)
+  pcfg = dataclasses.replace(pcfg, **dict(cfg.get('planner', {}) or {}))
+  extra = dict(meta['extra'])
+  env = dmc.DMCEnv(extra['task'], seed=cfg.seed, action_repeat=extra['action_repeat'],
+                   episode_length=extra['episode_length'])
+  key = jax.random.PRNGKey(cfg.seed)
+  data, stats = collect(model, params, pcfg, env, cfg.episodes, key, cfg.history,
+                        cfg.teacher_prob, log_fn=logging.info)
+  kinds = tuple(cfg.kinds)
+  trained, report = {}, dict(collect=stats, kinds=kinds, planner=dataclasses.asdict(pcfg))
+  for kind in kinds:
+    cor = corr_lib.Corrector(corr_lib.CorrectorConfig(kind=kind, hidden=cfg.hidden,
+                                                      history=cfg.history),
+                             model.cfg.latent_dim, model.cfg.action_dim)
+    cparams, metrics = train(cor, data, jax.random.fold_in(key, 1), cfg.steps, cfg.batch_size,
+                             cfg.lr, cfg.lam, cfg.holdout, log_fn=logging.info)
+    trained[kind], report[kind] = (cor, cparams), metrics
+  extra['mismatch_quantiles'] = reporting.mismatch_quantiles(np.asarray(data.d))
+  extra['distill'] = dict(episodes=cfg.episodes, tuples=stats['tuples'], seed=cfg.seed)
+  os.makedirs(workdir, exist_ok=True)
+  out = checkpoint.export_with_correctors(os.path.join(workdir, 'export'), model, params, pcfg,
+                                          trained, extra=extra,
+                                          storage_dtype=cfg.get('storage_dtype', 'float32'))
+  with open(os.path.join(workdir, 'distill_metrics.json'), 'w') as f:
+    json.dump(report, f, indent=2)
+  logging.info('exported world model + correctors to %s', out)
+  return report

@@ -113,6 +113,16 @@ def _mppi_update(cfg: config_lib.PlannerConfig, value: jax.Array, actions: jax.A
   return mean, std, elite_actions, elite_value, score
 
 
+def warm_start(prev_mean: jax.Array, shift, t0) -> jax.Array:
+  """Initial MPPI mean: the previous mean [H, A] advanced by ``shift`` steps (the actions
+  executed since that plan), zero-filled at the end; zeros at t0 or once shift >= H.
+  E.g. H = 3, shift = 2: [m2, 0, 0]."""
+  H = prev_mean.shape[0]
+  src = jnp.arange(H) + jnp.asarray(shift, jnp.int32)
+  shifted = jnp.where((src < H)[:, None], prev_mean[jnp.clip(src, 0, H - 1)], 0.0)
+  return jnp.where(jnp.asarray(t0), jnp.zeros_like(prev_mean), shifted)
+
+
 def _check_plan_inputs(model, cfg, obs, state):
   chex.assert_rank(obs, 1)
   if obs.shape[0] != model.cfg.obs_dim:
@@ -124,20 +134,22 @@ def _check_plan_inputs(model, cfg, obs, state):
 @functools.partial(jax.jit, static_argnames=('model', 'cfg', 'eval_mode'))
 def plan(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerConfig, state: PlannerState,
          obs: jax.Array, key: jax.Array, t0: jax.Array, eval_mode: bool = False,
-         temperature=None):
+         temperature=None, shift=1):
   """One MPPI plan from observation ``obs`` [O].
 
   Args: t0 (traced bool) resets the warm start; temperature (traced scalar, default
-  cfg.temperature). Returns (PlanResult, new PlannerState).
+  cfg.temperature); shift (traced int, default 1): steps executed since the previous plan,
+  by which its mean is advanced for the warm start (see ``warm_start``).
+  Returns (PlanResult, new PlannerState).
   """
   return plan_with_noise(model, params, cfg, state, obs, draw_noise(model, cfg, key), t0,
-                         eval_mode, temperature)
+                         eval_mode, temperature, shift)
 
 
 @functools.partial(jax.jit, static_argnames=('model', 'cfg', 'eval_mode'))
 def plan_with_noise(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerConfig,
                     state: PlannerState, obs: jax.Array, noise: PlanNoise, t0,
-                    eval_mode: bool = False, temperature=None):
+                    eval_mode: bool = False, temperature=None, shift=1):
   """``plan`` with every random draw given explicitly (see PlanNoise)."""
   _check_plan_inputs(model, cfg, obs, state)
   noise = jax.tree_util.tree_map(jnp.asarray, noise)
@@ -148,8 +160,7 @@ def plan_with_noise(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerCon
   pi_actions = policy_rollout(model, params, jnp.broadcast_to(z0, (P, z0.shape[-1])),
                               noise.pi_eps) if P > 0 else jnp.zeros((H, 0, A))
   z = jnp.broadcast_to(z0, (N, z0.shape[-1]))
-  shifted = jnp.concatenate([state.prev_mean[1:], jnp.zeros((1, A))], axis=0)
-  mean = jnp.where(jnp.asarray(t0), jnp.zeros((H, A)), shifted)
+  mean = warm_start(state.prev_mean, shift, t0)
   std = jnp.full((H, A), cfg.max_std)
 
   def iteration(i, carry):

@@ -85,22 +85,43 @@ def _valid_start(buf: ReplayBuffer, env_idx: jax.Array, start: jax.Array, length
   return (age + length <= filled) & (ep0 >= 0) & (ep0 == ep1)
 
 
+def _candidates(buf: ReplayBuffer, key: jax.Array, n: int):
+  """``n`` stratified draws over the filled records of all streams: candidate i is uniform in
+  the i-th of n equal strata of the flat range [0, E * filled), so candidates are sorted and
+  distinct whenever the range holds at least n records. Returns env_idx [n], start [n],
+  is_repeat [n] (the same record as the previous candidate)."""
+  filled = jnp.maximum(jnp.minimum(buf.count, buf.capacity), 1)
+  oldest = jnp.where(buf.count >= buf.capacity, buf.pos, 0)
+  total = buf.num_envs * filled
+  u = jax.random.uniform(key, (n,))
+  flat = jnp.floor((jnp.arange(n) + u) * total / n).astype(jnp.int32)
+  flat = jnp.clip(flat, 0, total - 1)
+  is_repeat = jnp.concatenate([jnp.zeros((1,), bool), flat[1:] == flat[:-1]])
+  return flat // filled, (oldest + flat % filled) % buf.capacity, is_repeat
+
+
 @functools.partial(jax.jit, static_argnames=('batch_size', 'length', 'oversample'))
 def sample(buf: ReplayBuffer, key: jax.Array, batch_size: int, length: int,
            oversample: int = 4) -> Batch:
-  """Uniformly samples ``batch_size`` valid windows of ``length`` records: candidates are
-  drawn in the filled region and those crossing an episode boundary or the write head are
-  rejected (``oversample * batch_size`` candidates). Call only when ``can_sample`` is True."""
-  cand_key, pick_key = jax.random.split(key)
+  """Samples ``batch_size`` valid windows of ``length`` records, uniformly and WITHOUT
+  duplicates: ``oversample * batch_size`` distinct stratified candidates are drawn over the
+  filled region, those crossing an episode boundary or the write head are rejected, and
+  ``batch_size`` of the valid ones are chosen without replacement (Gumbel top-k). Only when
+  fewer valid candidates than ``batch_size`` exist (a nearly empty buffer) are valid windows
+  drawn with replacement. Call only when ``can_sample`` is True.
+
+  Returns: Batch with obs [L, B, O], action [L-1, B, A], reward [L-1, B].
+  """
+  cand_key, pick_key, repl_key = jax.random.split(key, 3)
   n = oversample * batch_size
-  env_key, start_key = jax.random.split(cand_key)
-  env_idx = jax.random.randint(env_key, (n,), 0, buf.num_envs)
-  filled = jnp.maximum(jnp.minimum(buf.count, buf.capacity), 1)
-  oldest = jnp.where(buf.count >= buf.capacity, buf.pos, 0)
-  start = (oldest + jax.random.randint(start_key, (n,), 0, filled)) % buf.capacity
-  valid = _valid_start(buf, env_idx, start, length).astype(jnp.float32)
-  probs = jnp.where(valid.sum() > 0, valid / jnp.maximum(valid.sum(), 1.0), 1.0 / n)
-  pick = jax.random.choice(pick_key, n, (batch_size,), p=probs)
+  env_idx, start, is_repeat = _candidates(buf, cand_key, n)
+  valid = _valid_start(buf, env_idx, start, length) & ~is_repeat
+  gumbel = jax.random.gumbel(pick_key, (n,))
+  _, top = jax.lax.top_k(jnp.where(valid, gumbel, -jnp.inf), batch_size)
+  num_valid = valid.sum()
+  probs = jnp.where(num_valid > 0, valid / jnp.maximum(num_valid, 1), 1.0 / n)
+  with_repl = jax.random.choice(repl_key, n, (batch_size,), p=probs)
+  pick = jnp.where(num_valid >= batch_size, top, with_repl)
   e, s = env_idx[pick], start[pick]
   idx = (s[None, :] + jnp.arange(length)[:, None]) % buf.capacity      # [L, B]
   return Batch(obs=buf.obs[e[None], idx], action=buf.action[e[None], idx[:-1]],

@@ -9,6 +9,12 @@ Per environment step (``step``):
               was caused by d > tau with actions still queued).
      correct: a = clip(a_spec + corrector(history, a_spec), -1, 1), index += 1.
 
+Non-finite safety: if the observation, z_real or the chosen action is not finite, the step
+emits ``SAFE_ACTION`` (zeros: the centre of the [-1, 1] action box), sets ``info.nonfinite``,
+counts it in ``state.nonfinite``, keeps queues, history and planner warm start as they were (so
+the NaN never reaches later steps) and forces a replan at the next step. Under jit this is a
+flag, never an exception; the runners report the environment index and step.
+
 Modes (static): 'baseline' (exec_len forced to 1: replan every step), 'spec' (no correction),
 'mlp' and 'transformer' (learned correctors). ``tau`` is traced: vmap it for sweeps.
 Note: under vmap a lax.cond with a batched predicate runs both branches (select), so
@@ -17,7 +23,7 @@ Per-step latency gains are measured unbatched (``launch/evaluate.py``).
 """
 import dataclasses
 import functools
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Tuple
 
 import chex
 import flax
@@ -63,6 +69,7 @@ class SpecState:
   corrections: jax.Array    # [] int32
   fallbacks: jax.Array      # [] int32: replans forced by d > tau
   steps: jax.Array          # [] int32
+  nonfinite: jax.Array      # [] int32: steps that emitted SAFE_ACTION (non-finite input)
 
 
 class StepInfo(NamedTuple):
@@ -73,6 +80,7 @@ class StepInfo(NamedTuple):
   z_hat: jax.Array       # [Z]
   a_spec: jax.Array      # [A] queued action at this step (before correction)
   k: jax.Array           # [] int32: steps into speculation (index before the step)
+  nonfinite: jax.Array   # [] bool: non-finite obs/latent/action -> SAFE_ACTION emitted
 
 
 def init_state(model: wm_lib.WorldModel, planner_cfg: config_lib.PlannerConfig,
@@ -86,7 +94,7 @@ def init_state(model: wm_lib.WorldModel, planner_cfg: config_lib.PlannerConfig,
                    history=jnp.zeros((spec_cfg.history, 3 * Z + A)),
                    history_valid=jnp.zeros((spec_cfg.history,), bool),
                    planner=planner_lib.init_state(planner_cfg, A), planner_calls=zero,
-                   corrections=zero, fallbacks=zero, steps=zero)
+                   corrections=zero, fallbacks=zero, steps=zero, nonfinite=zero)
 
 
 def _push(history, valid, token, reset):
@@ -105,12 +113,14 @@ class _Verdict(NamedTuple):
   valid: jax.Array
   replan: jax.Array
   fallback: jax.Array
+  bad_input: jax.Array
 
 
 def _verify(model, params, planner_cfg, spec_cfg, state, obs, tau, t0) -> _Verdict:
   """Encode, measure the mismatch, push the history token, decide replan vs correct."""
   H = planner_cfg.horizon
   z_real = model.encode(params, obs)
+  bad = ~(jnp.all(jnp.isfinite(obs)) & jnp.all(jnp.isfinite(z_real)))
   idx = jnp.minimum(state.index, H)
   z_hat = state.latent_queue[idx]
   d = jnp.where(t0, 0.0, jnp.linalg.norm(z_real - z_hat))
@@ -118,13 +128,16 @@ def _verify(model, params, planner_cfg, spec_cfg, state, obs, tau, t0) -> _Verdi
   token = jnp.concatenate([z_real, z_hat, z_real - z_hat, a_spec])
   history, valid = _push(state.history, state.history_valid, token, t0)
   exhausted = state.index >= spec_cfg.effective_exec_len
-  return _Verdict(z_real, z_hat, d, a_spec, history, valid, replan=t0 | exhausted | (d > tau),
-                  fallback=(d > tau) & ~exhausted & ~t0)
+  # A non-finite input never reaches the planner (its warm start would stay poisoned).
+  return _Verdict(z_real, z_hat, d, a_spec, history, valid,
+                  replan=(t0 | exhausted | (d > tau)) & ~bad,
+                  fallback=(d > tau) & ~exhausted & ~t0 & ~bad, bad_input=bad)
 
 
 def _replan_branch(model, params, planner_cfg, spec_cfg, state, obs, key, t0):
+  # Warm start advanced by the queued actions executed since the last plan (state.index).
   res, pstate = planner_lib.plan(model, params, planner_cfg, state.planner, obs, key, t0,
-                                 spec_cfg.eval_mode)
+                                 spec_cfg.eval_mode, shift=state.index)
   return res.action, res.actions, res.latents, jnp.ones((), jnp.int32), pstate
 
 
@@ -137,15 +150,25 @@ def _correct_branch(spec_cfg, corrector, corrector_params, state, v: _Verdict):
   return a, state.action_queue, state.latent_queue, state.index + 1, state.planner
 
 
+SAFE_ACTION = 0.0  # emitted (broadcast to [A]) whenever a step's input or output is non-finite
+
+
 def _finish(state, v: _Verdict, out):
   action, aq, lq, index, pstate = out
+  bad = v.bad_input | ~jnp.all(jnp.isfinite(action))
+  keep = lambda new, old: jnp.where(bad, old, new)
   new_state = state.replace(
-      action_queue=aq, latent_queue=lq, index=index, history=v.history, history_valid=v.valid,
-      planner=pstate, planner_calls=state.planner_calls + v.replan.astype(jnp.int32),
-      corrections=state.corrections + (~v.replan).astype(jnp.int32),
-      fallbacks=state.fallbacks + v.fallback.astype(jnp.int32), steps=state.steps + 1)
+      action_queue=keep(aq, state.action_queue), latent_queue=keep(lq, state.latent_queue),
+      index=jnp.where(bad, jnp.maximum(state.index, aq.shape[0]), index),  # replan next step
+      history=keep(v.history, state.history), history_valid=keep(v.valid, state.history_valid),
+      planner=jax.tree_util.tree_map(keep, pstate, state.planner),
+      planner_calls=state.planner_calls + v.replan.astype(jnp.int32),
+      corrections=state.corrections + (~v.replan & ~bad).astype(jnp.int32),
+      fallbacks=state.fallbacks + v.fallback.astype(jnp.int32), steps=state.steps + 1,
+      nonfinite=state.nonfinite + bad.astype(jnp.int32))
+  action = jnp.where(bad, jnp.full_like(action, SAFE_ACTION), action)
   info = StepInfo(replanned=v.replan, fallback=v.fallback, d=v.d, z_real=v.z_real,
-                  z_hat=v.z_hat, a_spec=v.a_spec, k=state.index)
+                  z_hat=v.z_hat, a_spec=v.a_spec, k=state.index, nonfinite=bad)
   return action, new_state, info
 
 
@@ -173,6 +196,21 @@ def step(model: wm_lib.WorldModel, params, planner_cfg: config_lib.PlannerConfig
   return _finish(state, v, out)
 
 
+def _verify_and_correct_batch(model, params, planner_cfg, spec_cfg, corrector, corrector_params,
+                              state, obs, tau, t0):
+  """Shared prelude of the batched steps: checks, per-env verdicts and corrected outputs."""
+  chex.assert_rank(obs, 2)
+  _check(spec_cfg, corrector)
+  B = obs.shape[0]
+  tau = jnp.broadcast_to(jnp.asarray(tau, jnp.float32), (B,))
+  t0 = jnp.broadcast_to(jnp.asarray(t0, bool), (B,))
+  v = jax.vmap(lambda s, o, tt, t: _verify(model, params, planner_cfg, spec_cfg, s, o, tt, t))(
+      state, obs, tau, t0)
+  corrected = jax.vmap(lambda s, vv: _correct_branch(spec_cfg, corrector, corrector_params, s,
+                                                     vv))(state, v)
+  return B, t0, v, corrected
+
+
 @functools.partial(jax.jit, static_argnames=('model', 'planner_cfg', 'spec_cfg', 'corrector'))
 def step_batch_shared(model: wm_lib.WorldModel, params, planner_cfg: config_lib.PlannerConfig,
                       spec_cfg: SpecConfig, corrector: Optional[corr_lib.Corrector],
@@ -186,15 +224,8 @@ def step_batch_shared(model: wm_lib.WorldModel, params, planner_cfg: config_lib.
   vectorised sweeps cheap. state [B, ...], obs [B, O], keys [B, 2], tau [] or [B], t0 [B].
   Same results as ``step`` per environment (up to batched float rounding).
   """
-  chex.assert_rank(obs, 2)
-  _check(spec_cfg, corrector)
-  B = obs.shape[0]
-  tau = jnp.broadcast_to(jnp.asarray(tau, jnp.float32), (B,))
-  t0 = jnp.broadcast_to(jnp.asarray(t0, bool), (B,))
-  v = jax.vmap(lambda s, o, tt, t: _verify(model, params, planner_cfg, spec_cfg, s, o, tt, t))(
-      state, obs, tau, t0)
-  corrected = jax.vmap(lambda s, vv: _correct_branch(spec_cfg, corrector, corrector_params, s,
-                                                     vv))(state, v)
+  B, t0, v, corrected = _verify_and_correct_batch(model, params, planner_cfg, spec_cfg,
+                                                  corrector, corrector_params, state, obs, tau, t0)
 
   def with_plan():
     planned = jax.vmap(lambda s, o, k, t: _replan_branch(model, params, planner_cfg, spec_cfg, s,
@@ -218,3 +249,68 @@ def step_batch(model, params, planner_cfg, spec_cfg, corrector, corrector_params
 
 def batch_state(state: SpecState, batch: int) -> SpecState:
   return jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (batch,) + x.shape), state)
+
+
+def capacities(batch: int) -> Tuple[int, ...]:
+  """Power-of-two sub-batch sizes for compacted replanning, up to ``batch``: 8 -> (1, 2, 4, 8);
+  6 -> (1, 2, 4, 6)."""
+  caps, c = [], 1
+  while c < batch:
+    caps.append(c)
+    c *= 2
+  return tuple(caps) + (batch,)
+
+
+def _plan_compact(model, params, planner_cfg, spec_cfg, state, obs, keys, t0, replan, cap):
+  """Plans the first ``cap`` replanning environments only (gather -> plan_batch-sized vmap ->
+  scatter). Returns per-env replan outputs [B, ...] (garbage where ~replan)."""
+  B = obs.shape[0]
+  idx = jnp.nonzero(replan, size=cap, fill_value=0)[0]                     # [cap]
+  take = lambda x: x[idx]
+  sub = jax.vmap(lambda s, o, k, t: _replan_branch(model, params, planner_cfg, spec_cfg, s, o,
+                                                   k, t))(
+      jax.tree_util.tree_map(take, state), obs[idx], keys[idx], t0[idx])
+  valid = jnp.arange(cap) < jnp.sum(replan)
+  scatter_idx = jnp.where(valid, idx, B)   # out-of-range rows are dropped by the scatter
+  def put(x):
+    base = jnp.zeros((B,) + x.shape[1:], x.dtype)
+    return base.at[scatter_idx].set(x, mode='drop')
+  return jax.tree_util.tree_map(put, sub)
+
+
+@functools.partial(jax.jit, static_argnames=('model', 'planner_cfg', 'spec_cfg', 'corrector'))
+def step_batch_compact(model: wm_lib.WorldModel, params, planner_cfg: config_lib.PlannerConfig,
+                       spec_cfg: SpecConfig, corrector: Optional[corr_lib.Corrector],
+                       corrector_params, state: SpecState, obs: jax.Array, keys: jax.Array,
+                       tau, t0):
+  """Batched step whose planner cost scales with the environments that REPLAN: they are
+  gathered into a compact sub-batch whose size is the smallest power of two >= their number
+  (``capacities``, chosen by lax.switch; no planner at all when none replans), planned, and
+  scattered back. ``vmap(step)`` plans all B every step; ``step_batch_shared`` plans all B
+  whenever any replans. Same per-environment results as ``step``.
+
+  Args: state [B, ...], obs [B, O], keys [B, 2], tau [] or [B], t0 [] or [B].
+  Returns: (action [B, A], SpecState [B, ...], StepInfo [B, ...]).
+  """
+  B, t0, v, corrected = _verify_and_correct_batch(model, params, planner_cfg, spec_cfg,
+                                                  corrector, corrector_params, state, obs, tau, t0)
+  caps = capacities(B)
+  n = jnp.sum(v.replan.astype(jnp.int32))
+  # branch 0: nobody replans; branch i >= 1: capacity caps[i - 1] >= n.
+  branch = jnp.where(n == 0, 0, 1 + jnp.searchsorted(jnp.asarray(caps), n))
+  def planned(cap):
+    def fn():
+      p = _plan_compact(model, params, planner_cfg, spec_cfg, state, obs, keys, t0, v.replan, cap)
+      pick = lambda a, b: jnp.where(v.replan.reshape((B,) + (1,) * (a.ndim - 1)), a, b)
+      return jax.tree_util.tree_map(pick, p, corrected)
+    return fn
+  out = jax.lax.switch(branch, [lambda: corrected] + [planned(c) for c in caps])
+  return jax.vmap(_finish)(state, v, out)
+
+
+def executed_plans(num_replans: int, batch: int) -> int:
+  """Planner evaluations ``step_batch_compact`` executes when ``num_replans`` of ``batch``
+  environments replan: the smallest capacity >= num_replans (0 when none)."""
+  if num_replans <= 0:
+    return 0
+  return next(c for c in capacities(batch) if c >= num_replans)

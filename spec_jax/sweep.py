@@ -2,8 +2,10 @@
 
 ``episode_fn`` runs one whole episode for one (tau, key) pair: reset, then a lax.scan over the
 episode of (speculative step -> MJX step with action repeat). ``sweep`` runs the whole grid of
-taus [T] x seeds [S] x episodes [E] as one batch in one jit, with a single batch-level
-lax.cond so that the planner runs only on steps where some environment replans;
+taus [T] x seeds [S] x episodes [E] as one batch in one jit with compacted replanning
+(``speculation.step_batch_compact``: only the environments that replan are planned, in a
+power-of-two sub-batch), sharded over all local devices (shard_map over a 1-D Mesh: each
+device compacts its own shard);
 ``sweep_vmap`` is the plain jit(vmap(vmap(vmap(episode_fn)))). The horizon (exec_len) fixes
 shapes and control flow, so each horizon compiles once. ``sweep_loop`` runs the same grid point
 by point with the single-episode jit, on the same keys.
@@ -11,12 +13,13 @@ by point with the single-episode jit, on the same keys.
 import dataclasses
 import functools
 import time
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from spec_jax import reporting
 from spec_jax import speculation as sp
 
 
@@ -26,6 +29,10 @@ class EpisodeStats(NamedTuple):
   corrections: jax.Array    # []
   fallbacks: jax.Array      # []
   steps: jax.Array          # [] steps before termination (NaN physics) or the episode end
+  nonfinite: jax.Array      # [] steps that emitted the safe action (non-finite input)
+  first_bad_step: jax.Array  # [] first such step (-1 if none): env index + step are reported
+  plan_evals: jax.Array     # [] this env's share of the planner evaluations the batch executed
+                            #    (compacted capacity / replanning envs): sums to the total
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,8 +61,8 @@ def _rollout(setup: SweepSetup, params, cparams, taus: jax.Array,
              keys: jax.Array) -> EpisodeStats:
   """B whole episodes in lock-step: taus [B], keys [B, 2] -> EpisodeStats leaves [B].
 
-  Uses ``speculation.step_batch_shared``: the planner runs only on steps where some
-  environment replans (for B = 1 this is the single-environment cond of ``speculation.step``).
+  Uses ``speculation.step_batch_compact``: the planner runs only for the environments that
+  replan (for B = 1 this is the single-environment cond of ``speculation.step``).
   """
   B, length = taus.shape[0], setup.env.spec.episode_length
   split = jax.vmap(jax.random.split)(keys)
@@ -64,32 +71,67 @@ def _rollout(setup: SweepSetup, params, cparams, taus: jax.Array,
   state = sp.batch_state(sp.init_state(setup.model, setup.planner_cfg, setup.spec_cfg), B)
 
   def body(carry, inp):
-    env_state, state, ret, alive, steps = carry
+    env_state, state, ret, alive, steps, first_bad, evals = carry
     t, k = inp
-    action, state, _ = sp.step_batch_shared(
+    action, new_state, info = sp.step_batch_compact(
         setup.model, params, setup.planner_cfg, setup.spec_cfg, setup.corrector, cparams, state,
         env_state.obs, k, taus, jnp.full((B,), t == 0))
+    # Environments that terminated (NaN physics) stop counting: their counters are frozen.
+    state = jax.tree_util.tree_map(
+        lambda n, o: jnp.where(alive.reshape((B,) + (1,) * (n.ndim - 1)), n, o), new_state, state)
+    first_bad = jnp.where((first_bad < 0) & alive & info.nonfinite, t, first_bad)
+    n = jnp.sum(info.replanned)
+    cap = jnp.asarray(sp.capacities(B))[jnp.minimum(jnp.searchsorted(
+        jnp.asarray(sp.capacities(B)), n), len(sp.capacities(B)) - 1)]
+    evals = evals + jnp.where(info.replanned, cap / jnp.maximum(n, 1), 0.0)
     env_state, reward = jax.vmap(setup.env.step_one)(env_state, action)
     alive = alive & (env_state.done == 0)
     return (env_state, state, ret + jnp.where(alive, reward, 0.0), alive,
-            steps + alive.astype(jnp.int32)), None
+            steps + alive.astype(jnp.int32), first_bad, evals), None
 
-  init = (env_state, state, jnp.zeros((B,)), jnp.ones((B,), bool), jnp.zeros((B,), jnp.int32))
-  (_, state, ret, _, steps), _ = jax.lax.scan(body, init, (jnp.arange(length), step_keys))
+  init = (env_state, state, jnp.zeros((B,)), jnp.ones((B,), bool), jnp.zeros((B,), jnp.int32),
+          jnp.full((B,), -1, jnp.int32), jnp.zeros((B,)))
+  (_, state, ret, _, steps, first_bad, evals), _ = jax.lax.scan(
+      body, init, (jnp.arange(length), step_keys))
   return EpisodeStats(ret=ret, planner_calls=state.planner_calls, corrections=state.corrections,
-                      fallbacks=state.fallbacks, steps=steps)
+                      fallbacks=state.fallbacks, steps=steps, nonfinite=state.nonfinite,
+                      first_bad_step=first_bad, plan_evals=evals)
 
 
 batched_episodes = jax.jit(_rollout, static_argnums=0)
 
 
-def sweep(setup: SweepSetup, params, cparams, taus: jax.Array, keys: jax.Array) -> EpisodeStats:
+@functools.lru_cache(maxsize=None)
+def _sharded_runner(setup: SweepSetup, devices: Tuple[Any, ...]):
+  mesh = jax.sharding.Mesh(np.array(devices), ('grid',))
+  spec, rep = jax.sharding.PartitionSpec('grid'), jax.sharding.PartitionSpec()
+  fn = lambda params, cparams, taus, keys: _rollout(setup, params, cparams, taus, keys)
+  # check_vma=False: the episode scan carries replicated planner constants next to per-env
+  # values; every output is per-env (sharded), so no cross-device reduction is implied.
+  return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=(rep, rep, spec, spec), out_specs=spec,
+                               check_vma=False))
+
+
+def sweep(setup: SweepSetup, params, cparams, taus: jax.Array, keys: jax.Array,
+          devices: Optional[Sequence[Any]] = None) -> EpisodeStats:
   """taus [T], keys [S, E, 2] -> EpisodeStats with leaves [T, S, E]: the whole grid as one
-  batch of T*S*E environments in one jit (``batched_episodes``)."""
+  batch of T*S*E environments in one jit, split over ``devices`` (default: all local
+  devices; the batch is padded to a multiple of their number). Multi-host: call
+  jax.distributed.initialize() first and pass each host its jax.local_devices() with its share
+  of the keys (BUILD_NOTES.md)."""
   T, (S, E) = taus.shape[0], keys.shape[:2]
   tau_b = jnp.repeat(jnp.asarray(taus, jnp.float32), S * E)
   keys_b = jnp.tile(keys.reshape(S * E, -1), (T, 1))
-  stats = batched_episodes(setup, params, cparams, tau_b, keys_b)
+  devices = tuple(devices or jax.local_devices())
+  if len(devices) == 1:
+    stats = batched_episodes(setup, params, cparams, tau_b, keys_b)
+  else:
+    B = tau_b.shape[0]
+    pad = (-B) % len(devices)
+    tau_p = jnp.concatenate([tau_b, jnp.repeat(tau_b[-1:], pad)])
+    keys_p = jnp.concatenate([keys_b, jnp.repeat(keys_b[-1:], pad, axis=0)])
+    stats = _sharded_runner(setup, devices)(params, cparams, tau_p, keys_p)
+    stats = jax.tree_util.tree_map(lambda x: x[:B], stats)
   return jax.tree_util.tree_map(lambda x: x.reshape(T, S, E), stats)
 
 
@@ -117,19 +159,24 @@ def sweep_loop(setup: SweepSetup, params, cparams, taus, keys) -> EpisodeStats:
 
 
 def summarize(stats: EpisodeStats, taus, exec_len: int, mode: str,
-              perturbation: str = 'none') -> List[Dict[str, Any]]:
-  """One row per tau: mean/std return over seeds x episodes, calls, fallback rate."""
+              perturbation: str = 'none', fail_below=None) -> List[Dict[str, Any]]:
+  """One row per tau: mean/std/median/IQR return over seeds x episodes (and the count below
+  ``fail_below``), calls, fallback rate, and the non-finite steps with the flat environment
+  index (seed-major, then episode) and first bad step of each affected environment."""
   rows = []
   for i, tau in enumerate(np.asarray(taus).tolist()):
     pick = lambda x: np.asarray(x[i]).ravel().astype(np.float64)
-    steps = pick(stats.steps)
+    steps, first_bad = pick(stats.steps), pick(stats.first_bad_step).astype(int)
+    bad_envs = [(int(e), int(first_bad[e])) for e in np.flatnonzero(first_bad >= 0)]
     rows.append(dict(mode=mode, exec_len=exec_len, tau=float(tau), perturbation=perturbation,
-                     episodes=int(steps.size), return_mean=float(pick(stats.ret).mean()),
-                     return_std=float(pick(stats.ret).std()),
+                     episodes=int(steps.size), returns=pick(stats.ret).tolist(),
+                     **reporting.return_stats(pick(stats.ret), fail_below),
                      planner_calls=float(pick(stats.planner_calls).mean()),
                      corrections=float(pick(stats.corrections).mean()),
                      fallbacks=float(pick(stats.fallbacks).mean()),
-                     fallback_rate=float((pick(stats.fallbacks) / np.maximum(steps, 1)).mean())))
+                     fallback_rate=float((pick(stats.fallbacks) / np.maximum(steps, 1)).mean()),
+                     nonfinite=float(pick(stats.nonfinite).sum()),
+                     nonfinite_envs=' '.join(f'env{e}@step{t}' for e, t in bad_envs)))
   return rows
 
 
@@ -163,12 +210,16 @@ def plot_sweep(rows: Sequence[Dict[str, Any]], path_pareto: str, path_fallback: 
   fig, ax = plt.subplots(figsize=(6.5, 4.2))
   for g in groups:
     sel = sorted([r for r in rows if _group(r) == g], key=lambda r: r['planner_calls'])
-    ax.errorbar([r['planner_calls'] for r in sel], [r['return_mean'] for r in sel],
-                yerr=[r['return_std'] for r in sel], fmt='o', capsize=2, alpha=0.7,
-                label=label(g))
-  front = pareto_front(rows)
-  ax.plot([r['planner_calls'] for r in front], [r['return_mean'] for r in front], 'k--', lw=1,
-          label='Pareto front')
+    med = np.array([r['return_median'] for r in sel])
+    iqr = np.array([[m - r['return_q25'], r['return_q75'] - m] for r, m in zip(sel, med)]).T
+    ax.errorbar([r['planner_calls'] for r in sel], med, yerr=iqr, fmt='o', capsize=2, alpha=0.7,
+                label=label(g) + ' (median, IQR)')
+    for r, m in zip(sel, med):
+      ax.annotate(f"tau={r['tau']:.3g}", (r['planner_calls'], m), fontsize=5.5,
+                  xytext=(3, 2), textcoords='offset points')
+  front = pareto_front(rows, 'return_median')
+  ax.plot([r['planner_calls'] for r in front], [r['return_median'] for r in front], 'k--', lw=1,
+          label='Pareto front (medians)')
   _finish_plot(fig, ax, 'planner calls per episode', 'episode return', path_pareto)
   plt.close(fig)
   fig, ax = plt.subplots(figsize=(6.5, 4.2))
@@ -179,10 +230,87 @@ def plot_sweep(rows: Sequence[Dict[str, Any]], path_pareto: str, path_fallback: 
   plt.close(fig)
 
 
-def pareto_front(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
-  """Rows not dominated in (fewer planner calls, higher return), sorted by calls."""
+def pareto_front(rows: Sequence[Dict[str, Any]], key: str = 'return_mean') -> List[Dict[str, Any]]:
+  """Rows not dominated in (fewer planner calls, higher ``key``), sorted by calls."""
   front = []
-  for r in sorted(rows, key=lambda r: (r['planner_calls'], -r['return_mean'])):
-    if not front or r['return_mean'] > front[-1]['return_mean']:
+  for r in sorted(rows, key=lambda r: (r['planner_calls'], -r[key])):
+    if not front or r[key] > front[-1][key]:
       front.append(r)
   return front
+
+
+def parse_perturbation(text: str) -> Optional[Dict[str, float]]:
+  """'none' -> None; 'friction=0.7+mass=1.3' -> {'friction': 0.7, 'mass': 1.3}."""
+  if text == 'none':
+    return None
+  scale = {}
+  for part in text.split('+'):
+    name, sep, value = part.partition('=')
+    if not sep:
+      raise ValueError(f"perturbation must look like 'mass=1.3' or 'none', got {text!r}")
+    scale[name] = float(value)
+  return scale
+
+
+def host_share(seeds: Sequence[int], process_id: int, num_processes: int) -> List[int]:
+  """The seeds one host of ``num_processes`` sweeps (round robin)."""
+  if not 0 <= process_id < num_processes:
+    raise ValueError(f'process_id {process_id} not in [0, {num_processes})')
+  share = list(seeds)[process_id::num_processes]
+  if not share:
+    raise ValueError(f'{len(seeds)} seeds cannot be shared by {num_processes} hosts')
+  return share
+
+
+def run(cfg, export_dir: str, workdir: str) -> Dict[str, str]:
+  """The sweep job behind launch/sweep.py. Returns the output paths."""
+  import os
+  from absl import logging
+  from spec_jax import checkpoint
+  from spec_jax import logs
+  from spec_jax.envs import mjx
+  logs.setup()
+  if cfg.num_processes > 1:
+    jax.distributed.initialize(cfg.coordinator, cfg.num_processes, cfg.process_id)
+  model, params, pcfg, cors, meta = checkpoint.load_with_correctors(export_dir)
+  extra = meta['extra']
+  if cfg.mode in ('mlp', 'transformer') and cfg.mode not in cors:
+    raise ValueError(f'mode {cfg.mode!r} needs a corrector; export has {sorted(cors)}')
+  cor, cparams = cors.get(cfg.mode, (None, None))
+  pairs = reporting.resolve_taus(tuple(cfg.taus), tuple(cfg.tau_quantiles),
+                                 extra.get('mismatch_quantiles'))
+  taus = jnp.array([t for t, _ in pairs])
+  seeds = host_share(tuple(cfg.seeds), cfg.process_id, cfg.num_processes)
+  keys = grid_keys(seeds, cfg.episodes)
+  rows = []
+  for pert in cfg.perturbations:
+    env = mjx.MJXEnv(cfg.task or extra['task'], impl=cfg.impl,
+                     action_repeat=extra['action_repeat'],
+                     episode_length=cfg.episode_length or extra['episode_length'],
+                     model_scale=parse_perturbation(pert))
+    for h in cfg.horizons:
+      scfg = sp.SpecConfig(mode=cfg.mode, exec_len=int(h), history=cor.cfg.history if cor else 4)
+      stats, seconds = timed(sweep, SweepSetup(env, model, pcfg, scfg, cor), params, cparams,
+                             taus, keys)
+      new = summarize(stats, taus, int(h), cfg.mode, pert)
+      for r, (_, tau_q) in zip(new, pairs):
+        r.update(tau_q=tau_q, seconds=round(seconds, 2))
+        if r['nonfinite']:
+          logging.warning('tau %.4g horizon %d: non-finite inputs (safe action emitted) at %s',
+                          r['tau'], h, r['nonfinite_envs'])
+      rows += new
+      logging.info('perturbation %s, horizon %d: %d episodes in %.1f s (compile included)',
+                   pert, h, int(taus.size * keys.shape[0] * keys.shape[1]), seconds)
+  name = 'sweep' if cfg.num_processes == 1 else f'sweep_host{cfg.process_id}'
+  base = os.path.join(workdir, name)
+  os.makedirs(workdir, exist_ok=True)
+  reporting.write_csv(rows, base + '.csv', COLUMNS)
+  with open(base + '.md', 'w') as f:
+    f.write(reporting.markdown_table(rows, COLUMNS))
+  plot_sweep(rows, base + '_pareto.png', base + '_fallback.png')
+  return dict(csv=base + '.csv', md=base + '.md', pareto=base + '_pareto.png')
+
+
+COLUMNS = ('mode', 'exec_len', 'tau', 'tau_q', 'perturbation', 'episodes', 'return_mean',
+           'return_std', 'return_median', 'return_q25', 'return_q75', 'planner_calls',
+           'corrections', 'fallbacks', 'fallback_rate', 'nonfinite', 'nonfinite_envs', 'seconds')

@@ -33,12 +33,14 @@ class RunState:
   train: agent.TrainState
   planner: planner.PlannerState
   key: jax.Array
-  env_step: jax.Array      # agent steps collected (all envs)
+  agent_step: jax.Array    # agent steps collected (all envs); env steps = this x action_repeat
   episode: jax.Array       # episodes completed
   pretrained: jax.Array    # bool: seed-data pretraining done
 
 
-CSV_COLUMNS = ('env_step', 'episode', 'wall_s', 'episode_return', 'eval_return',
+SAFE_ACTION = 0.0  # sent instead of a non-finite action (as speculation.SAFE_ACTION)
+
+CSV_COLUMNS = ('agent_step', 'env_step', 'episode', 'wall_s', 'episode_return', 'eval_return',
                'eval_return_std', 'total_loss', 'consistency_loss', 'reward_loss', 'value_loss',
                'pi_loss', 'pi_entropy', 'pi_scale', 'grad_norm', 'pi_grad_norm')
 
@@ -49,8 +51,29 @@ class MetricsWriter:
   def __init__(self, path: str, columns=CSV_COLUMNS):
     self.path, self.columns = path, list(columns)
 
+  def _migrate(self) -> None:
+    """Rewrites a file written with other columns (a run resumed across versions) into
+    ``columns``. Files from before agent/env step units named agent steps ``env_step``."""
+    with open(self.path, newline='') as f:
+      rows = list(csv.DictReader(f))
+      header = rows[0].keys() if rows else []
+    if list(header) == self.columns:
+      return
+    if 'agent_step' not in header:
+      for r in rows:
+        r['agent_step'], r['env_step'] = r.get('env_step', ''), ''
+    os.replace(self.path, self.path + '.old')
+    with open(self.path, 'w', newline='') as f:
+      writer = csv.DictWriter(f, fieldnames=self.columns, extrasaction='ignore')
+      writer.writeheader()
+      writer.writerows(rows)
+    logging.warning('metrics CSV %s had other columns; migrated (original kept as .old)', self.path)
+
   def write(self, row: Dict[str, Any]) -> None:
     new = not os.path.exists(self.path)
+    if not new and not getattr(self, '_checked', False):
+      self._migrate()
+    self._checked = True
     with open(self.path, 'a', newline='') as f:
       writer = csv.DictWriter(f, fieldnames=self.columns, extrasaction='ignore')
       if new:
@@ -83,8 +106,8 @@ class _Progress:
     elapsed = time.time() - self.t0
     sps = (step - self.start) / max(elapsed, 1e-9)
     eta = (self.total - step) / max(sps, 1e-9)
-    return (f'step {step}/{self.total} ({100.0 * step / self.total:.1f}%) | {extra} | '
-            f'{sps:.1f} steps/s | elapsed {elapsed / 60:.1f} min | ETA {eta / 60:.1f} min')
+    return (f'agent step {step}/{self.total} ({100.0 * step / self.total:.1f}%) | {extra} | '
+            f'{sps:.1f} agent steps/s | elapsed {elapsed / 60:.1f} min | ETA {eta / 60:.1f} min')
 
 
 def _init_run(model, train_cfg, planner_cfg, cfg, num_envs):
@@ -94,7 +117,7 @@ def _init_run(model, train_cfg, planner_cfg, cfg, num_envs):
   if num_envs > 1:
     pstate = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (num_envs,) + x.shape), pstate)
   run = RunState(train=agent.init_train_state(model, train_cfg, init_key), planner=pstate, key=key,
-                 env_step=jnp.zeros((), jnp.int32), episode=jnp.zeros((), jnp.int32),
+                 agent_step=jnp.zeros((), jnp.int32), episode=jnp.zeros((), jnp.int32),
                  pretrained=jnp.zeros((), bool))
   capacity = max(min(cfg.buffer_size, cfg.steps) // num_envs, 2 * cfg.episode_length)
   buf = replay.init(num_envs, capacity, model.cfg.obs_dim, model.cfg.action_dim)
@@ -104,21 +127,42 @@ def _init_run(model, train_cfg, planner_cfg, cfg, num_envs):
 def _maybe_restore(ckpt, run, buf):
   if ckpt.latest_step() is None:
     return run, buf, False
+  saved = ckpt.saved_shapes('buffer')
+  if saved and saved['obs'] != tuple(buf.obs.shape):
+    # The replay capacity follows min(buffer_size, steps): a run resumed with another ``steps``
+    # (shortened or extended) keeps the capacity it was started with.
+    E, C = saved['obs'][:2]
+    logging.warning('keeping the checkpoint\'s replay capacity %d per env (the config implies %d)',
+                    C, buf.capacity)
+    buf = replay.init(E, C, buf.obs.shape[-1], buf.action.shape[-1])
   items, meta = ckpt.restore({'run': run, 'buffer': buf})
   if items['buffer'] is None:
     logging.warning('checkpoint has no replay buffer (save_buffer=False): refilling from scratch')
     items['buffer'] = buf
-  logging.info('resumed from %s at env step %d', ckpt.directory, int(items['run'].env_step))
+  logging.info('resumed from %s at agent step %d', ckpt.directory, int(items['run'].agent_step))
   return items['run'], items['buffer'], True
 
 
+def epoch_sizes(num_updates: int, chunk: int):
+  """Splits ``num_updates`` into jitted epochs of ``chunk`` plus one remainder epoch, so
+  exactly ``num_updates`` updates run (e.g. 250 with chunk 500 -> [250]; 2500 -> 4 x 500 + 500;
+  1100 with chunk 500 -> [500, 500, 100])."""
+  if num_updates < 0 or chunk < 1:
+    raise ValueError(f'need num_updates >= 0 and chunk >= 1, got {num_updates}, {chunk}')
+  sizes = [chunk] * (num_updates // chunk)
+  if num_updates % chunk:
+    sizes.append(num_updates % chunk)
+  return sizes
+
+
 def _updates(model, train_cfg, run, buf, num_updates: int, chunk: int):
-  """Runs ``num_updates`` updates as jitted epochs of ``chunk`` (fixed shape: one compile)."""
+  """Runs exactly ``num_updates`` updates as jitted epochs (``epoch_sizes``); full epochs
+  share one compile, a remainder epoch compiles once per distinct size."""
   metrics = None
   train, key = run.train, run.key
-  for _ in range(max(num_updates // chunk, 1 if num_updates > 0 else 0)):
+  for size in epoch_sizes(num_updates, chunk):
     key, epoch_key = jax.random.split(key)
-    train, metrics = agent.update_epoch(model, train_cfg, train, buf, epoch_key, chunk)
+    train, metrics = agent.update_epoch(model, train_cfg, train, buf, epoch_key, size)
   return run.replace(train=train, key=key), metrics
 
 
@@ -154,20 +198,26 @@ class _Loop:
     self.eval_env = None
     self.last: Dict[str, Any] = {}
 
+  def units(self, run) -> Dict[str, int]:
+    """Agent steps (decisions) and env steps (simulator control steps = agent steps x action
+    repeat, the unit of published TD-MPC2 curves)."""
+    agent_step = int(run.agent_step)
+    return dict(agent_step=agent_step, env_step=agent_step * int(self.cfg.action_repeat))
+
   def save(self, run, buf) -> None:
-    if self.ckpt.latest_step() == int(run.env_step):
+    if self.ckpt.latest_step() == int(run.agent_step):
       return
     items = {'run': run}
     if self.cfg.get('save_buffer', True):
       items['buffer'] = buf
-    self.ckpt.save(int(run.env_step), items, {'env_step': int(run.env_step),
-                                              'episode': int(run.episode)})
-    logging.info('checkpoint saved at env step %d', int(run.env_step))
+    self.ckpt.save(int(run.agent_step), items, dict(self.units(run), episode=int(run.episode)))
+    logging.info('checkpoint saved at agent step %d (%d env steps)', int(run.agent_step),
+                 self.units(run)['env_step'])
 
   def export(self, run) -> str:
     path = checkpoint.export_agent(
         os.path.join(self.workdir, 'export'), self.model.cfg, run.train.params, self.planner_cfg,
-        extra=dict(task=self.cfg.task, backend=self.cfg.backend, env_step=int(run.env_step),
+        extra=dict(task=self.cfg.task, backend=self.cfg.backend, **self.units(run),
                    episode_length=self.cfg.episode_length,
                    action_repeat=self.cfg.action_repeat))
     logging.info('exported agent to %s', path)
@@ -175,19 +225,19 @@ class _Loop:
 
   def maybe_eval(self, run, prev_step: int) -> Optional[Dict[str, float]]:
     every = self.cfg.eval_every
-    if every <= 0 or int(run.env_step) // every == prev_step // every:
+    if every <= 0 or int(run.agent_step) // every == prev_step // every:
       return None
     if self.eval_env is None:
       from spec_jax.envs import dmc
       self.eval_env = dmc.DMCEnv(self.cfg.task, seed=self.cfg.seed + 10_000,
                                  action_repeat=self.cfg.action_repeat,
                                  episode_length=self.cfg.episode_length)
-    key = jax.random.fold_in(jax.random.PRNGKey(self.cfg.seed + 1), int(run.env_step))
+    key = jax.random.fold_in(jax.random.PRNGKey(self.cfg.seed + 1), int(run.agent_step))
     return evaluate(self.model, run.train.params, self.planner_cfg, self.eval_env,
                     self.cfg.eval_episodes, key)
 
   def after_chunk(self, run, buf, prev_step: int, train_metrics, returns, progress) -> None:
-    row = dict(env_step=int(run.env_step), episode=int(run.episode),
+    row = dict(**self.units(run), episode=int(run.episode),
                wall_s=round(time.time() - progress.t0, 2))
     if returns:
       row['episode_return'] = float(np.mean(returns))
@@ -199,18 +249,19 @@ class _Loop:
     self.writer.write(row)
     self.last = row
     extra = ' | '.join(f'{k} {row[k]:.1f}' for k in ('episode_return', 'eval_return') if k in row)
-    logging.info(progress.line(int(run.env_step), f'episode {int(run.episode)} | {extra}'))
-    if int(run.env_step) // self.cfg.checkpoint_every != prev_step // self.cfg.checkpoint_every:
+    logging.info(progress.line(int(run.agent_step),
+                               f'env steps {row["env_step"]} | episode {int(run.episode)} | {extra}'))
+    if int(run.agent_step) // self.cfg.checkpoint_every != prev_step // self.cfg.checkpoint_every:
       self.save(run, buf)
 
   def run(self, run, buf):
-    progress = _Progress(self.cfg.steps, int(run.env_step))
+    progress = _Progress(self.cfg.steps, int(run.agent_step))
     interrupted = {'flag': False}
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, lambda *_: interrupted.__setitem__('flag', True))
     try:
-      while int(run.env_step) < self.cfg.steps and not interrupted['flag']:
-        prev_step = int(run.env_step)
+      while int(run.agent_step) < self.cfg.steps and not interrupted['flag']:
+        prev_step = int(run.agent_step)
         run, buf, train_metrics, returns = self.chunk(run, buf)
         self.after_chunk(run, buf, prev_step, train_metrics, returns, progress)
     except KeyboardInterrupt:
@@ -219,14 +270,14 @@ class _Loop:
       signal.signal(signal.SIGTERM, previous)
     self.save(run, buf)  # state as of the last completed chunk: nothing collected is lost
     if interrupted['flag']:
-      logging.warning('interrupted: saved a checkpoint at env step %d; rerun to resume',
-                      int(run.env_step))
+      logging.warning('interrupted: saved a checkpoint at agent step %d; rerun to resume',
+                      int(run.agent_step))
       return dict(self.last, interrupted=True)
     return dict(self.last, export_dir=self.export(run), interrupted=False)
 
   def pretrain_and_update(self, run, buf, new_steps: int):
     cfg = self.cfg
-    if int(run.env_step) < cfg.seed_steps:
+    if int(run.agent_step) < cfg.seed_steps:
       return run, None
     n = int(round(new_steps * cfg.updates_per_step))
     if not bool(run.pretrained):
@@ -246,7 +297,7 @@ class _DMCLoop(_Loop):
     rng = np.random.default_rng([cfg.seed, int(run.episode)])
     key, pstate = run.key, run.planner
     records = {'obs': [], 'action': [], 'reward': []}
-    step = int(run.env_step)
+    step = int(run.agent_step)
     while not done:
       if step < cfg.seed_steps:
         action = rng.uniform(-1, 1, env.spec.action_dim).astype(np.float32)
@@ -255,6 +306,10 @@ class _DMCLoop(_Loop):
         res, pstate = planner.plan(self.model, run.train.params, self.planner_cfg, pstate,
                                    jnp.asarray(obs), plan_key, t0)
         action = np.asarray(res.action)
+      if not (np.all(np.isfinite(obs)) and np.all(np.isfinite(action))):
+        logging.warning('non-finite observation or action at agent step %d (episode %d): '
+                        'safe action sent', step, int(run.episode))
+        action = np.full(env.spec.action_dim, SAFE_ACTION, np.float32)
       next_obs, reward, done, _ = env.step(action)
       records['obs'].append(obs), records['action'].append(action), records['reward'].append(reward)
       obs, t0, step = next_obs, False, step + 1
@@ -264,9 +319,16 @@ class _DMCLoop(_Loop):
         jnp.asarray(np.stack(records['action']), jnp.float32)[:, None],
         jnp.asarray(records['reward'], jnp.float32)[:, None],
         jnp.full((T, 1), int(run.episode), jnp.int32))
-    run = run.replace(key=key, planner=pstate, env_step=run.env_step + T, episode=run.episode + 1)
+    run = run.replace(key=key, planner=pstate, agent_step=run.agent_step + T, episode=run.episode + 1)
     run, metrics = self.pretrain_and_update(run, buf, T)
     return run, buf, metrics, [float(np.sum(records['reward']))]
+
+
+def first_episode_id(buf: replay.ReplayBuffer, run: RunState) -> int:
+  """Episode id for environments (re)started by this process: above every id already in the
+  buffer, including the unfinished episodes of an interrupted run, so that no replay window
+  joins an old partial episode to a new one."""
+  return max(int(buf.episode.max()), int(run.episode)) + 1
 
 
 class _MJXLoop(_Loop):
@@ -280,18 +342,21 @@ class _MJXLoop(_Loop):
 
   def chunk(self, run, buf):
     if self.env_state is None:  # fresh episodes; ids above every id already in the buffer
-      self.env_state = self.env.reset(jax.random.fold_in(run.key, int(run.env_step)), self.num_envs)
-      self.episode_ids = jnp.full((self.num_envs,), int(run.episode) + 1, jnp.int32)
-    random_phase = int(run.env_step) < self.cfg.seed_steps
+      self.env_state = self.env.reset(jax.random.fold_in(run.key, int(run.agent_step)), self.num_envs)
+      self.episode_ids = jnp.full((self.num_envs,), first_episode_id(buf, run), jnp.int32)
+    random_phase = int(run.agent_step) < self.cfg.seed_steps
     key, collect_key = jax.random.split(run.key)
     (self.env_state, pstate, self.episode_ids), recs = _mjx_collect(
         self.env, self.model, self.planner_cfg, run.train.params, self.env_state, run.planner,
         self.episode_ids, collect_key, self.cfg.chunk_steps, random_phase)
     buf = replay.add_sequence(buf, recs['obs'], recs['action'], recs['reward'], recs['episode'])
+    for t, e in zip(*np.nonzero(np.asarray(recs['nonfinite']))):
+      logging.warning('non-finite observation or action: env %d at agent step %d (safe action '
+                      'sent)', e, int(run.agent_step) + int(t) * self.num_envs)
     new_steps = self.cfg.chunk_steps * self.num_envs
     done = np.asarray(recs['done'])
     returns = np.asarray(recs['final_return'])[done].tolist()
-    run = run.replace(key=key, planner=pstate, env_step=run.env_step + new_steps,
+    run = run.replace(key=key, planner=pstate, agent_step=run.agent_step + new_steps,
                       episode=run.episode + int(done.sum()))
     run, metrics = self.pretrain_and_update(run, buf, new_steps)
     return run, buf, metrics, returns
@@ -306,9 +371,11 @@ def _collect_body(env, model, planner_cfg, params, random_phase, carry, step_key
     res, pstate = planner.plan_batch(model, params, planner_cfg, pstate, env_state.obs, step_key,
                                      env_state.t == 0)
     action = res.action
+  bad = ~(jnp.all(jnp.isfinite(env_state.obs), -1) & jnp.all(jnp.isfinite(action), -1))
+  action = jnp.where(bad[:, None], SAFE_ACTION, action)   # never a NaN action
   out = env._step(env_state, action)  # pylint: disable=protected-access
   rec = dict(obs=env_state.obs, action=action, reward=out.reward, episode=ep_ids, done=out.done,
-             final_return=out.final_return)
+             final_return=out.final_return, nonfinite=bad)
   return (out.state, pstate, ep_ids + out.done.astype(jnp.int32)), rec
 
 

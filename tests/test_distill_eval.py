@@ -11,6 +11,7 @@ from spec_jax import config
 from spec_jax import correctors
 from spec_jax import distill
 from spec_jax import evaluation
+from spec_jax import planner
 from spec_jax import speculation as sp
 from spec_jax import world_model
 from spec_jax.envs import dmc
@@ -43,14 +44,54 @@ def test_collect_covers_every_speculation_depth(data):
   assert bool(jnp.all(jnp.abs(ds.a_teacher) <= 1))
 
 
-def test_split_is_disjoint(data):
+def test_split_is_by_episode(data):
   ds, _ = data
+  assert set(np.asarray(ds.episode).tolist()) == {0, 1}
   train, test = distill.split(ds, 0.25, jax.random.PRNGKey(0))
-  assert train.d.shape[0] == 30 and test.d.shape[0] == 10
+  # 2 episodes: one held out whole (20 tuples each), none shared between the sides.
+  assert train.d.shape[0] == 20 and test.d.shape[0] == 20
+  assert not set(np.asarray(train.episode).tolist()) & set(np.asarray(test.episode).tolist())
   both = np.concatenate([np.asarray(train.d), np.asarray(test.d)])
   np.testing.assert_allclose(np.sort(both), np.sort(np.asarray(ds.d)))
   with pytest.raises(ValueError):
     distill.split(ds, 1.5, jax.random.PRNGKey(0))
+  one_episode = jax.tree_util.tree_map(lambda x: x[:20], ds)
+  with pytest.raises(ValueError, match='2 episodes'):
+    distill.split(one_episode, 0.5, jax.random.PRNGKey(0))
+
+
+def _tracking_data(episodes=2, T=12):
+  # Toy model whose best action is clip(z) (static latent dynamics); observations alternate in
+  # sign, so the action planned for an earlier observation (a_spec) is far from the best
+  # action at the current one, which the replanning teacher finds.
+  model = toy.ToyModel(drift=0.0, track=True)
+  pc = config.PlannerConfig(horizon=3, iterations=6, num_samples=256, num_elites=16,
+                            num_pi_trajs=0, temperature=5.0, discount=1.0)
+  base = np.array([0.6, -0.5, 0.4])
+  env = toy.FakeEnv([base * (-1) ** t for t in range(T)], action_dim=3)
+  return model, distill.collect(model, toy.TOY_PARAMS, pc, env, episodes, jax.random.PRNGKey(0),
+                                teacher_prob=0.0)
+
+
+def test_target_is_the_teachers_action_at_the_same_observation():
+  _, (ds, _) = _tracking_data()
+  best_now = np.clip(np.asarray(ds.z_real), -1, 1)
+  teacher_err = np.abs(np.asarray(ds.a_teacher) - best_now).max(axis=1)
+  spec_err = np.abs(np.asarray(ds.a_spec) - best_now).max(axis=1)
+  assert np.median(teacher_err) < 0.2         # the teacher replans at THIS observation
+  assert np.median(spec_err) > 0.6            # the queued action was planned for another one
+  # Every tuple's teacher action is the best action for its own observation, not a neighbour's.
+  np.testing.assert_array_less(np.median(teacher_err), np.median(spec_err))
+
+
+def test_corrector_beats_uncorrected_on_heldout_episodes():
+  # The correction a_teacher - a_spec is a simple function of (z_real, z_hat); trained on some
+  # episodes, the corrector must reduce the error on held-out EPISODES well below a_spec's.
+  _, (ds, _) = _tracking_data(episodes=6, T=15)
+  corr = correctors.Corrector(correctors.CorrectorConfig('mlp', hidden=64), 3, 3)
+  _, metrics = distill.train(corr, ds, jax.random.PRNGKey(0), steps=1500, batch_size=32,
+                             holdout=0.34, epoch=500, lam=0.0, lr=3e-3)
+  assert metrics['mse_corrected'] < 0.25 * metrics['mse_uncorrected'], metrics
 
 
 def test_loss_hand_value(agent):
@@ -59,20 +100,20 @@ def test_loss_hand_value(agent):
   batch = distill.Dataset(z_real=jnp.zeros((2, 32)), z_hat=jnp.zeros((2, 32)),
                           a_spec=jnp.array([[0.5], [-0.2]]), a_teacher=jnp.array([[0.1], [0.2]]),
                           d=jnp.zeros(2), history=jnp.zeros((2, 4, 97)), valid=jnp.ones((2, 4), bool),
-                          k=jnp.ones(2, jnp.int32))
+                          k=jnp.ones(2, jnp.int32), episode=jnp.zeros(2, jnp.int32))
   loss, mse = distill.loss_fn(params, corr, batch, 0.1)
   np.testing.assert_allclose(mse, (0.4 ** 2 + 0.4 ** 2) / 2, rtol=1e-6)
   np.testing.assert_allclose(loss, mse, rtol=1e-6)  # regulariser is 0 when a_corr = a_spec
 
 
 @pytest.mark.parametrize('kind', ['mlp', 'transformer'])
-def test_training_beats_no_correction_on_heldout(data, kind):
+def test_training_reduces_train_loss(data, kind):
   ds, _ = data
   corr = correctors.Corrector(correctors.CorrectorConfig(kind, hidden=64), 32, 1)
   _, metrics = distill.train(corr, ds, jax.random.PRNGKey(0), steps=300, batch_size=16,
                              holdout=0.25, epoch=150, lam=0.0)
   assert metrics['train_mse'] < metrics['curve'][0]['train_mse'] + 1e-9
-  assert metrics['test_size'] == 10
+  assert metrics['test_size'] == 20
   assert np.isfinite(metrics['mse_corrected'])
 
 
@@ -130,3 +171,82 @@ def test_evaluate_mode_and_outputs(agent, tmp_path):
   paths = evaluation.write_outputs(rows, str(tmp_path))
   assert 'baseline' in open(paths['md']).read()
   assert os.path.getsize(paths['png']) > 1000
+
+
+def test_damaged_metadata_raises_checkpoint_error_naming_the_file(agent, tmp_path):
+  wm, params = agent
+  out = checkpoint.export_agent(str(tmp_path / 'e'), wm.cfg, params, PC)
+  with open(os.path.join(out, 'metadata.json'), 'w') as f:
+    f.write('{"format": "spec_jax.agent", "vers')
+  with pytest.raises(checkpoint.CheckpointError, match='metadata.json is damaged'):
+    checkpoint.load_agent(out)
+
+
+def test_version_1_export_is_migrated(agent, tmp_path):
+  import json
+  wm, params = agent
+  out = checkpoint.export_agent(str(tmp_path / 'v1'), wm.cfg, params, PC,
+                                extra=dict(task='t', env_step=300, action_repeat=2))
+  meta_path = os.path.join(out, 'metadata.json')
+  meta = json.load(open(meta_path))
+  meta['version'] = 1
+  del meta['storage_dtype']
+  json.dump(meta, open(meta_path, 'w'))
+  _, _, _, loaded = checkpoint.load_agent(out)
+  assert loaded['version'] == 2 and loaded['storage_dtype'] == 'float32'
+  assert loaded['extra']['agent_step'] == 300 and loaded['extra']['env_step'] == 600
+
+
+def test_float16_export_plans_like_float32(agent, tmp_path):
+  # Shipped agents are stored in float16; the planner on the loaded (float32) parameters must
+  # give the same actions as on the original ones within a stated tolerance (0.05 per action
+  # dimension on this model, same keys; MPPI elite choice can amplify tiny weight changes).
+  wm, params = agent
+  corr = correctors.Corrector(correctors.CorrectorConfig('mlp', hidden=32), 32, 1)
+  cparams = jax.tree_util.tree_map(lambda x: x + 0.01, corr.init(jax.random.PRNGKey(1)))
+  out = checkpoint.export_with_correctors(str(tmp_path / 'h'), wm, params, PC,
+                                          {'mlp': (corr, cparams)}, storage_dtype='float16')
+  wm2, params2, _, cors, meta = checkpoint.load_with_correctors(out)
+  assert meta['storage_dtype'] == 'float16'
+  assert all(x.dtype == jnp.float32 for x in jax.tree_util.tree_leaves(params2))
+  diffs = []
+  for t in range(8):
+    obs, key = jnp.sin(jnp.arange(5.0) * (t + 1)), jax.random.PRNGKey(t)
+    a, _ = planner.plan(wm, params, PC, planner.init_state(PC, 1), obs, key, True, True)
+    b, _ = planner.plan(wm2, params2, PC, planner.init_state(PC, 1), obs, key, True, True)
+    diffs.append(float(jnp.max(jnp.abs(a.action - b.action))))
+  assert np.median(diffs) < 0.05, diffs
+  with pytest.raises(ValueError, match='storage_dtype'):
+    checkpoint.export_agent(str(tmp_path / 'x'), wm.cfg, params, PC, storage_dtype='int8')
+
+
+def test_distill_and_evaluate_jobs_end_to_end(agent, tmp_path):
+  # The library jobs behind launch/distill.py and launch/evaluate.py on a small export:
+  # planner horizon override, episode-wise holdout, stored mismatch quantiles, tau given as a
+  # quantile, float16 storage, paired statistics in the outputs.
+  import ml_collections
+  wm, params = agent
+  export = checkpoint.export_agent(str(tmp_path / 'agent'), wm.cfg, params, PC,
+                                   extra=dict(task='cartpole-swingup', action_repeat=2,
+                                              episode_length=12, agent_step=0, env_step=0))
+  dcfg = ml_collections.ConfigDict(dict(
+      seed=0, episodes=2, teacher_prob=0.5, history=4, kinds=('mlp',), hidden=16, steps=20,
+      batch_size=8, lr=3e-4, lam=0.1, holdout=0.5, planner=dict(horizon=4),
+      storage_dtype='float16'))
+  report = distill.run(dcfg, export, str(tmp_path / 'distill'))
+  assert report['kinds'] == ('mlp',) and report['planner']['horizon'] == 4
+  _, _, pc2, cors, meta = checkpoint.load_with_correctors(str(tmp_path / 'distill' / 'export'))
+  assert pc2.horizon == 4 and 'mlp' in cors and meta['storage_dtype'] == 'float16'
+  assert len(meta['extra']['mismatch_quantiles']) == 101
+  ecfg = ml_collections.ConfigDict(dict(
+      seed=100, episodes=2, episode_length=6,
+      blocks=(dict(modes=('spec', 'mlp'), exec_lens=(4,), taus=(float('inf'),),
+                   tau_quantiles=(0.5,)),),
+      base_planner=dict(horizon=3), spec_planner=dict()))
+  rows, paths = evaluation.run(ecfg, str(tmp_path / 'distill' / 'export'), str(tmp_path / 'ev'))
+  assert [r['mode'] for r in rows] == ['baseline', 'spec', 'spec', 'mlp', 'mlp']
+  assert rows[0]['horizon'] == 3 and rows[1]['horizon'] == 4
+  assert rows[2]['tau_q'] == 0.5 and np.isfinite(rows[2]['tau'])
+  assert rows[0]['planner_calls'] == 6 and rows[1]['planner_calls'] == 2   # open loop, H = 4
+  text = open(paths['md']).read()
+  assert 'return_median' in text and 'ratio_lo' in text

@@ -73,3 +73,39 @@ def test_add_sequence_equals_repeated_add():
   with pytest.raises(ValueError, match='capacity'):
     replay.add_sequence(b, jnp.zeros((9, 2, 2)), jnp.zeros((9, 2, 1)), jnp.zeros((9, 2)),
                         jnp.zeros((9, 2), jnp.int32))
+
+
+def _window_ids(batch):
+  return np.asarray(batch.obs[0, :, 0])  # obs value = 1000 * env + record index: unique per window
+
+
+def test_no_duplicate_windows_in_a_batch():
+  # 20k records in 40 episodes of 500: the old sampler put ~30 duplicates in every batch of 256
+  # (uniform independent draws would give 256*255/2/N ~ 1.6); without replacement there are none.
+  buf = replay.add_sequence(
+      replay.init(1, 20_000, 2, 1), jnp.stack([jnp.arange(20_000.0)] * 2, -1)[:, None],
+      jnp.zeros((20_000, 1, 1)), jnp.zeros((20_000, 1)), (jnp.arange(20_000) // 500)[:, None])
+  dups = [256 - len(np.unique(_window_ids(replay.sample(buf, jax.random.PRNGKey(i), 256, 4))))
+          for i in range(20)]
+  assert max(dups) == 0, dups
+
+
+def test_sampling_is_uniform_over_valid_windows():
+  # 2 streams x 30 records, episodes of 10: valid windows of length 4 start at offsets 0..6 of
+  # each episode (7 x 3 x 2 = 42 windows). Each must be drawn with frequency ~ B / 42.
+  buf = _fill(replay.init(2, 30, 2, 1), 30, ep_len=10, num_envs=2)
+  counts = {}
+  for i in range(400):
+    for w in _window_ids(replay.sample(buf, jax.random.PRNGKey(i), 16, 4)):
+      counts[w] = counts.get(w, 0) + 1
+  assert len(counts) == 42 and all(int(w) % 1000 % 10 <= 6 for w in counts)
+  freq = np.array(list(counts.values())) / (400 * 16)
+  np.testing.assert_allclose(freq, 1 / 42, rtol=0.25)
+
+
+def test_small_buffer_falls_back_to_replacement():
+  buf = _fill(replay.init(1, 16, 2, 1), 12, ep_len=100)   # 9 valid windows of length 4 < 32
+  b = replay.sample(buf, jax.random.PRNGKey(3), 32, 4)
+  t = np.asarray(b.obs[:, :, 0])
+  np.testing.assert_array_equal(np.diff(t, axis=0), 1.0)
+  assert t.max() <= 11 and len(np.unique(t[0])) == 9

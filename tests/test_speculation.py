@@ -22,20 +22,70 @@ def _toy_step(state, obs, tau, t0, cfg, key=0):
                  jax.random.PRNGKey(key), tau, t0)
 
 
+def _z_hat(obs_plan, queue, i, drift=0.5):
+  """Hand-computed predicted latent after i queued actions for the toy model (z' = z + 0.5 a)."""
+  return np.asarray(obs_plan) + drift * np.asarray(queue)[:i].sum(axis=0)
+
+
 @pytest.mark.parametrize('tau,expect_replan', [(0.4, True), (0.5001, False), (0.6, False)])
 def test_replans_exactly_when_mismatch_exceeds_tau(tau, expect_replan):
-  # Toy latent = observation and the dynamics are static, so z_hat = obs at plan time and
-  # d = ||obs_now - obs_plan|| = 0.5 exactly for the step below.
+  # Toy latent = observation, dynamics z' = z + 0.5 a: after the plan at obs0 the predicted
+  # latent for the next step is obs0 + 0.5 a_0. We observe it displaced by [0.3, 0.4, 0]:
+  # d = 0.5 exactly.
   cfg = sp.SpecConfig(mode='spec', exec_len=3)
   state = sp.init_state(toy.ToyModel(), TOY_PC, cfg)
-  obs0 = jnp.array([0.1, 0.2, 0.3])
+  obs0 = np.array([0.1, 0.2, 0.3])
   _, state, info = _toy_step(state, obs0, tau, True, cfg)
   assert bool(info.replanned) and int(state.index) == 1
-  _, state2, info2 = _toy_step(state, obs0 + jnp.array([0.3, 0.4, 0.0]), tau, False, cfg, key=1)
-  np.testing.assert_allclose(info2.d, 0.5, rtol=1e-6)
+  obs1 = _z_hat(obs0, state.action_queue, 1) + np.array([0.3, 0.4, 0.0])
+  _, state2, info2 = _toy_step(state, obs1, tau, False, cfg, key=1)
+  np.testing.assert_allclose(info2.d, 0.5, rtol=1e-5)
   assert bool(info2.replanned) == expect_replan
   assert bool(info2.fallback) == expect_replan
   assert int(state2.index) == (1 if expect_replan else 2)
+
+
+def test_mismatch_trace_against_hand_computed_latents():
+  # exec_len 3, no fallback (tau huge): z_hat_k = obs0 + 0.5 (a_0 + ... + a_{k-1}); observe
+  # z_hat_k + delta_k and expect d_k = |delta_k| and z_hat_k exactly.
+  cfg = sp.SpecConfig(mode='spec', exec_len=3)
+  state = sp.init_state(toy.ToyModel(), TOY_PC, cfg)
+  obs0 = np.array([0.1, -0.2, 0.3])
+  _, state, _ = _toy_step(state, obs0, 1e9, True, cfg)
+  queue = np.asarray(state.action_queue)
+  assert np.abs(queue).sum() > 0.1   # non-trivial actions: a wrong index would move z_hat
+  for k, delta in [(1, [0.0, 0.6, 0.8]), (2, [0.2, 0.0, 0.0])]:
+    obs = _z_hat(obs0, queue, k) + np.array(delta)
+    _, state, info = _toy_step(state, obs, 1e9, False, cfg, key=k)
+    np.testing.assert_allclose(info.z_hat, _z_hat(obs0, queue, k), atol=1e-6)
+    np.testing.assert_allclose(info.d, np.linalg.norm(delta), rtol=1e-5)
+    assert int(info.k) == k and not bool(info.replanned)
+
+
+def test_forced_fallback_trace_counts_by_hand():
+  # tau 0.5, exec_len 3. Displacements from the hand-computed z_hat per step, and the
+  # expected decision: t0 plan | 0.3 correct | 0.7 fallback | 0 correct | 0 correct |
+  # queue exhausted -> replan (not a fallback) | 0.6 fallback.
+  cfg = sp.SpecConfig(mode='spec', exec_len=3)
+  state = sp.init_state(toy.ToyModel(), TOY_PC, cfg)
+  disp = [None, 0.3, 0.7, 0.0, 0.0, 0.0, 0.6]
+  want_replan = [True, False, True, False, False, True, True]
+  want_fallback = [False, False, True, False, False, False, True]
+  plan_obs = queue = None
+  k = 0
+  for t, (dd, rp, fb) in enumerate(zip(disp, want_replan, want_fallback)):
+    if t == 0:
+      obs = np.array([0.2, 0.1, -0.1])
+    else:
+      obs = _z_hat(plan_obs, queue, k) + np.array([0.0, 0.0, dd])
+    _, state, info = _toy_step(state, obs, 0.5, t == 0, cfg, key=t)
+    assert (bool(info.replanned), bool(info.fallback)) == (rp, fb), t
+    if rp:
+      plan_obs, queue, k = obs, np.asarray(state.action_queue), 1
+    else:
+      k += 1
+  assert (int(state.planner_calls), int(state.corrections), int(state.fallbacks)) == (4, 3, 2)
+  assert int(state.steps) == 7
 
 
 def test_replans_when_queue_exhausted():
@@ -120,14 +170,88 @@ def test_zero_corrector_equals_speculation_without_correction(agent, kind):
   np.testing.assert_allclose(moved[0], spec_a[0], atol=1e-6)
 
 
-def test_counters_add_up(agent):
-  _, state = _rollout(agent, 'spec', 0.35, steps=20)
-  assert int(state.planner_calls) + int(state.corrections) == int(state.steps) == 20
-  assert 0 <= int(state.fallbacks) <= int(state.planner_calls)
+@pytest.mark.parametrize('k', [1, 2])
+def test_replan_warm_start_is_shifted_by_executed_steps(agent, k):
+  # Plan at t0 (executes queue[0]), then k corrected steps (queue[1..k]), then a fallback
+  # replans at t = k + 1: k + 1 actions of the old plan were executed, so MPPI must start from
+  # the old mean advanced by k + 1 (the old code always advanced by one).
+  wm, params = agent
+  pc = config.PlannerConfig(horizon=4, iterations=2, num_samples=32, num_elites=4,
+                            num_pi_trajs=4)
+  cfg = sp.SpecConfig(mode='spec', exec_len=4)
+  state = sp.init_state(wm, pc, cfg)
+  obs = [jnp.sin(jnp.arange(5.0) + t) for t in range(k + 2)]
+  _, state, _ = sp.step(wm, params, pc, cfg, None, None, state, obs[0], jax.random.PRNGKey(0),
+                        1e9, True)
+  for t in range(1, k + 1):
+    _, state, info = sp.step(wm, params, pc, cfg, None, None, state, obs[t],
+                             jax.random.PRNGKey(t), 1e9, False)
+    assert not bool(info.replanned)
+  before = state
+  key = jax.random.PRNGKey(99)
+  a, state, info = sp.step(wm, params, pc, cfg, None, None, before, obs[k + 1], key, 0.0, False)
+  assert bool(info.fallback)
+  # The initial mean the replan must use, by hand: old mean rows k+1.. then zeros.
+  old = np.asarray(before.planner.prev_mean)
+  expected_init = np.concatenate([old[k + 1:], np.zeros((k + 1, 1))])
+  np.testing.assert_allclose(planner.warm_start(before.planner.prev_mean, k + 1, False),
+                             expected_init)
+  ref, _ = planner.plan(wm, params, pc, planner.PlannerState(prev_mean=jnp.concatenate(
+      [jnp.zeros((1, 1)), jnp.asarray(expected_init[:-1])])), obs[k + 1], key, False, True)
+  np.testing.assert_allclose(a, ref.action, atol=1e-6)
+  np.testing.assert_allclose(state.planner.prev_mean, ref.mean, atol=1e-6)
+  wrong, _ = planner.plan(wm, params, pc, before.planner, obs[k + 1], key, False, True)
+  assert not np.allclose(wrong.mean, ref.mean, atol=1e-4)   # one-step shift: another plan
+
+
+def test_warm_start_hand_values():
+  m = jnp.arange(12.0).reshape(4, 3)
+  np.testing.assert_array_equal(planner.warm_start(m, 1, False), [[3, 4, 5], [6, 7, 8],
+                                                                  [9, 10, 11], [0, 0, 0]])
+  np.testing.assert_array_equal(planner.warm_start(m, 3, False), [[9, 10, 11]] + [[0] * 3] * 3)
+  np.testing.assert_array_equal(planner.warm_start(m, 4, False), np.zeros((4, 3)))
+  np.testing.assert_array_equal(planner.warm_start(m, 7, False), np.zeros((4, 3)))
+  np.testing.assert_array_equal(planner.warm_start(m, 2, True), np.zeros((4, 3)))
+
+
+@pytest.mark.parametrize('jit,bad', [(True, np.nan), (True, np.inf), (False, np.nan)],
+                         ids=['jit-nan', 'jit-inf', 'nojit-nan'])
+def test_nonfinite_observation_never_reaches_the_actuators(agent, jit, bad):
+  wm, params = agent
+  cfg = sp.SpecConfig(mode='spec', exec_len=3)
+  fn = sp.step if jit else sp.step.__wrapped__
+  state = sp.init_state(wm, PC, cfg)
+  good = jnp.sin(jnp.arange(5.0))
+  _, state, _ = fn(wm, params, PC, cfg, None, None, state, good, jax.random.PRNGKey(0), 1e9, True)
+  before = state
+  a, state, info = fn(wm, params, PC, cfg, None, None, state, good.at[2].set(bad),
+                      jax.random.PRNGKey(1), 1e9, False)
+  np.testing.assert_array_equal(a, np.full(1, sp.SAFE_ACTION))
+  assert bool(info.nonfinite) and int(state.nonfinite) == 1 and not bool(info.replanned)
+  for name in ('action_queue', 'latent_queue', 'history'):
+    np.testing.assert_array_equal(getattr(state, name), getattr(before, name))
+  np.testing.assert_array_equal(state.planner.prev_mean, before.planner.prev_mean)
+  # The next finite observation replans (the queue was abandoned) and acts normally.
+  a2, state, info2 = fn(wm, params, PC, cfg, None, None, state, good, jax.random.PRNGKey(2),
+                        1e9, False)
+  assert bool(info2.replanned) and not bool(info2.nonfinite) and np.all(np.isfinite(a2))
+  assert int(state.planner_calls) == 2 and int(state.nonfinite) == 1
+
+
+def test_nonfinite_planner_output_gives_safe_action(agent):
+  wm, params = agent
+  broken = jax.tree_util.tree_map(lambda x: x, params)
+  broken['pi']['dense_out']['kernel'] = jnp.full_like(broken['pi']['dense_out']['kernel'], jnp.nan)
+  broken['reward']['dense_out']['kernel'] = jnp.full_like(
+      broken['reward']['dense_out']['kernel'], jnp.nan)
+  cfg = sp.SpecConfig(mode='baseline')
+  a, state, info = sp.step(wm, broken, PC, cfg, None, None, sp.init_state(wm, PC, cfg),
+                           jnp.ones(5), jax.random.PRNGKey(0), 1e9, True)
+  assert np.all(np.isfinite(a)) and bool(info.nonfinite) and int(state.nonfinite) == 1
 
 
 @pytest.mark.parametrize('batch_step', [sp.step_batch, sp.step_batch_shared],
-                         ids=['vmap', 'shared_cond'])
+                         ids=['vmap', 'shared_cond'])  # compact: forced-pattern test below
 def test_batched_step_over_envs_and_tau_equals_single_steps(agent, batch_step):
   wm, params = agent
   cfg = sp.SpecConfig(mode='spec', exec_len=3)
@@ -174,3 +298,40 @@ def test_bad_config():
   with pytest.raises(ValueError, match='needs a corrector'):
     cfg = sp.SpecConfig(mode='mlp')
     _toy_step(sp.init_state(toy.ToyModel(), TOY_PC, cfg), jnp.zeros(3), 1.0, True, cfg)
+
+
+@pytest.mark.parametrize('pattern', ['none', 'one', 'all', 'random'])
+def test_compact_step_equals_single_steps_for_forced_replan_patterns(agent, pattern):
+  # B = 5 (capacities 1, 2, 4, 5). After the common t0 plan, tau per env forces who replans:
+  # tau = 0 replans (d > 0), tau = 1e9 corrects while the queue lasts (exec_len 6 > steps).
+  wm, params = agent
+  pc = config.PlannerConfig(horizon=6, iterations=2, num_samples=32, num_elites=4,
+                            num_pi_trajs=4)
+  cfg = sp.SpecConfig(mode='spec', exec_len=6)
+  B, T = 5, 4
+  rng = np.random.default_rng(0)
+  forced = dict(none=np.zeros((T, B), bool), all=np.ones((T, B), bool),
+                one=np.eye(B, dtype=bool)[[1, 3, 0, 4]], random=rng.random((T, B)) < 0.5)[pattern]
+  obs = jax.random.normal(jax.random.PRNGKey(0), (T + 1, B, 5))
+  keys = jax.random.split(jax.random.PRNGKey(1), (T + 1) * B).reshape(T + 1, B, 2)
+  state = sp.batch_state(sp.init_state(wm, pc, cfg), B)
+  singles = [sp.init_state(wm, pc, cfg) for _ in range(B)]
+  for t in range(T + 1):
+    taus = jnp.where(jnp.asarray(forced[t - 1]), 0.0, 1e9) if t else jnp.full((B,), 1e9)
+    a, state, info = sp.step_batch_compact(wm, params, pc, cfg, None, None, state, obs[t],
+                                           keys[t], taus, jnp.full((B,), t == 0))
+    want = np.ones(B, bool) if t == 0 else forced[t - 1]
+    np.testing.assert_array_equal(info.replanned, want)
+    for i in range(B):
+      ai, singles[i], _ = sp.step(wm, params, pc, cfg, None, None, singles[i], obs[t, i],
+                                  keys[t, i], taus[i], t == 0)
+      np.testing.assert_allclose(a[i], ai, atol=1e-5)
+      np.testing.assert_allclose(state.planner.prev_mean[i], singles[i].planner.prev_mean,
+                                 atol=1e-5)
+      np.testing.assert_allclose(state.latent_queue[i], singles[i].latent_queue, atol=1e-5)
+  np.testing.assert_array_equal(state.planner_calls, [s.planner_calls for s in singles])
+
+
+def test_capacities_and_executed_plans():
+  assert sp.capacities(5) == (1, 2, 4, 5) and sp.capacities(1) == (1,)
+  assert [sp.executed_plans(n, 64) for n in (0, 1, 3, 17, 64)] == [0, 1, 4, 32, 64]

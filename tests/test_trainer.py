@@ -10,6 +10,7 @@ import pytest
 
 from spec_jax import checkpoint
 from spec_jax import planner
+from spec_jax import replay
 from spec_jax import trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,9 +38,12 @@ def full_run(tmp_path_factory):
 
 def test_tiny_run_end_to_end(full_run):
   cfg, workdir, result = full_run
-  assert result['env_step'] == 300 and not result['interrupted'] and not result['resumed']
+  assert result['agent_step'] == 300 and not result['interrupted'] and not result['resumed']
   rows = _rows(workdir)
-  assert [int(r['env_step']) for r in rows] == [50, 100, 150, 200, 250, 300]
+  # Units: agent steps are decisions; env steps count action repeat (2 in the tiny config).
+  assert [int(r['agent_step']) for r in rows] == [50, 100, 150, 200, 250, 300]
+  assert [int(r['env_step']) for r in rows] == [100, 200, 300, 400, 500, 600]
+  assert result['env_step'] == 600
   losses = [float(r['total_loss']) for r in rows if r['total_loss']]
   assert len(losses) == 5 and losses[-1] < 0.6 * losses[0]
   assert rows[3]['eval_return'] != ''  # evaluated at step 200
@@ -68,10 +72,10 @@ def test_interrupted_run_resumes_with_nothing_lost(full_run, tmp_path, monkeypat
 
   monkeypatch.setattr(trainer._DMCLoop, 'chunk', flaky_chunk)
   first = trainer.train(cfg, workdir)
-  assert first['interrupted'] and first['env_step'] == 150
+  assert first['interrupted'] and first['agent_step'] == 150
   monkeypatch.setattr(trainer._DMCLoop, 'chunk', original)
   second = trainer.train(cfg, workdir)
-  assert second['resumed'] and second['env_step'] == 300
+  assert second['resumed'] and second['agent_step'] == 300
   # Same rows and the same final parameters as the uninterrupted run.
   assert [r['env_step'] for r in _rows(workdir)] == [r['env_step'] for r in _rows(full_dir)]
   np.testing.assert_allclose(float(_rows(workdir)[-1]['total_loss']),
@@ -80,6 +84,32 @@ def test_interrupted_run_resumes_with_nothing_lost(full_run, tmp_path, monkeypat
   _, p2, _, _ = checkpoint.load_agent(os.path.join(workdir, 'export'))
   for a, b in zip(jax.tree_util.tree_leaves(p1), jax.tree_util.tree_leaves(p2)):
     np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_export_records_both_step_units(full_run):
+  _, _, result = full_run
+  _, _, _, meta = checkpoint.load_agent(result['export_dir'])
+  assert meta['extra']['agent_step'] == 300 and meta['extra']['env_step'] == 600
+
+
+@pytest.mark.parametrize('n,chunk,sizes', [(250, 500, [250]), (2500, 500, [500] * 5),
+                                           (1100, 500, [500, 500, 100]), (0, 50, [])])
+def test_epoch_sizes_run_exactly_the_asked_number(n, chunk, sizes):
+  assert trainer.epoch_sizes(n, chunk) == sizes
+
+
+def test_updates_run_exactly_num_updates(full_run):
+  cfg, workdir, _ = full_run
+  ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'))
+  from spec_jax import builders
+  env = builders.make_env(cfg)
+  model, pcfg, tcfg = builders.make_agent_configs(cfg, env.spec.obs_dim, env.spec.action_dim)
+  run, buf = trainer._init_run(model, tcfg, pcfg, cfg, 1)
+  items, _ = ckpt.restore({'run': run, 'buffer': buf})
+  ckpt.close()
+  before = int(items['run'].train.step)
+  after, _ = trainer._updates(model, tcfg, items['run'], items['buffer'], 70, 50)
+  assert int(after.train.step) - before == 70   # one epoch of 50 + a remainder epoch of 20
 
 
 def test_checkpoint_round_trip(full_run, tmp_path):
@@ -91,11 +121,15 @@ def test_checkpoint_round_trip(full_run, tmp_path):
   model, pcfg, tcfg = builders.make_agent_configs(cfg, env.spec.obs_dim, env.spec.action_dim)
   run, buf = trainer._init_run(model, tcfg, pcfg, cfg, 1)
   items, meta = ckpt.restore({'run': run, 'buffer': buf})
-  assert meta['env_step'] == 300 and int(items['run'].env_step) == 300
+  assert meta['agent_step'] == 300 and meta['env_step'] == 600
+  assert int(items['run'].agent_step) == 300
+  # Updates run exactly as asked: 100 pretraining updates at the end of the seed phase (step
+  # 100), then 50 per 50-step episode (updates_per_step 1) for 4 episodes.
+  assert int(items['run'].train.step) == 100 + 4 * 50
   assert int(items['buffer'].count) == 300
   # Save again elsewhere and restore: identical trees.
   other = checkpoint.Checkpointer(str(tmp_path / 'copy'))
-  other.save(7, items, {'env_step': 300})
+  other.save(7, items, {'agent_step': 300})
   again, _ = other.restore({'run': run, 'buffer': buf})
   ckpt.close(), other.close()
   for a, b in zip(jax.tree_util.tree_leaves(items), jax.tree_util.tree_leaves(again)):
@@ -131,9 +165,50 @@ def test_bad_config():
 def test_mjx_many_envs_feed_one_buffer(tmp_path):
   cfg = load_config('tiny_mjx')
   result = trainer.train(cfg, str(tmp_path))
-  assert result['env_step'] == 160 and result['episode'] == 4  # 4 envs x 1 episode of 25 steps
+  assert result['agent_step'] == 160 and result['episode'] == 4  # 4 envs x 1 episode of 25 steps
   rows = _rows(str(tmp_path))
-  assert [int(r['env_step']) for r in rows] == [40, 80, 120, 160]
+  assert [int(r['agent_step']) for r in rows] == [40, 80, 120, 160]
   assert rows[-1]['total_loss'] != ''
   model, params, pcfg, _ = checkpoint.load_agent(result['export_dir'])
   assert model.cfg.obs_dim == 5
+
+
+def test_episode_ids_after_resume_exceed_every_stored_id():
+  # One env resumed mid-episode: the buffer holds finished episodes 1, 2 and the unfinished
+  # episode 3 (run.episode counts the 2 finished). New episodes must start at 4, not 3.
+  buf = replay.init(1, 32, 2, 1)
+  ids = jnp.array([1] * 8 + [2] * 8 + [3] * 5)[:, None]
+  buf = replay.add_sequence(buf, jnp.zeros((21, 1, 2)), jnp.zeros((21, 1, 1)),
+                            jnp.zeros((21, 1)), ids)
+  run = trainer.RunState(train=None, planner=None, key=None, agent_step=jnp.int32(21),
+                         episode=jnp.int32(2), pretrained=jnp.bool_(True))
+  assert trainer.first_episode_id(buf, run) == 4
+  # Lock-step envs resumed before their first episode ended: buffer ids all 1, episode 0.
+  fresh = replay.add_sequence(replay.init(3, 8, 2, 1), jnp.zeros((4, 3, 2)), jnp.zeros((4, 3, 1)),
+                              jnp.zeros((4, 3)), jnp.ones((4, 3), jnp.int32))
+  assert trainer.first_episode_id(fresh, run.replace(episode=jnp.int32(0))) == 2
+
+
+def test_metrics_csv_from_before_units_is_migrated(tmp_path):
+  path = str(tmp_path / 'metrics.csv')
+  with open(path, 'w') as f:
+    f.write('env_step,episode,eval_return\n500,1,3.5\n')
+  w = trainer.MetricsWriter(path)
+  w.write(dict(agent_step=1000, env_step=2000, episode=2))
+  rows = _rows(str(tmp_path))
+  assert [r['agent_step'] for r in rows] == ['500', '1000']   # old env_step held agent steps
+  assert rows[1]['env_step'] == '2000' and rows[0]['eval_return'] == '3.5'
+
+
+def test_resume_with_more_steps_keeps_replay_capacity(full_run, tmp_path):
+  # Extending a finished run (steps 300 -> 400) changes the capacity the config implies
+  # (min(buffer_size, steps)); the resumed run keeps the checkpoint's buffer instead of failing.
+  import shutil
+  cfg, workdir, _ = full_run
+  work2 = str(tmp_path / 'extended')
+  shutil.copytree(workdir, work2)
+  longer = load_config('tiny')
+  longer.steps = 400
+  result = trainer.train(longer, work2)
+  assert result['resumed'] and result['agent_step'] == 400
+  assert [int(r['agent_step']) for r in _rows(work2)][-2:] == [350, 400]

@@ -1,8 +1,19 @@
-"""A tiny latent problem with a known optimum, exposing the world-model interface."""
+"""Small hand-checkable models and a fake host environment for tests.
+
+``ToyModel``: latent = observation, dynamics z' = z + drift * a (non-trivial, so a wrong
+latent-queue index changes the mismatch), reward = -||a - target||^2 with a fixed target or,
+with ``track=True``, target = clip(z, -1, 1) (the best action depends on the state), Q = 0.
+``FakeEnv``: a host environment (reset/step like DMCEnv) whose observations are a given
+sequence, so no simulator is needed where it adds nothing.
+"""
 import dataclasses
+from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from spec_jax import envs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -15,22 +26,23 @@ class ToyCfg:
 
 @dataclasses.dataclass(frozen=True)
 class ToyModel:
-  """Latent = observation, static dynamics, reward = -||a - target||^2, Q = 0.
-
-  The optimal plan is a_t = target for every t, with value 0.
-  """
+  """With track=False the optimal plan is a_t = target for every t, with value 0."""
   cfg: ToyCfg = ToyCfg()
-  # num_q is read by the planner's noise draw.
   target: tuple = (0.3, -0.6, 0.8)
+  drift: float = 0.5
+  track: bool = False
 
   def encode(self, params, obs):
     return obs
 
   def next(self, params, z, a):
-    return z
+    return z + self.drift * a
+
+  def _target(self, z):
+    return jnp.clip(z, -1.0, 1.0) if self.track else jnp.asarray(self.target)
 
   def reward(self, params, z, a):
-    return -jnp.sum(jnp.square(a - jnp.asarray(self.target)), axis=-1)
+    return -jnp.sum(jnp.square(a - self._target(z)), axis=-1)
 
   def pi(self, params, z, key):
     return jax.random.uniform(key, z.shape[:-1] + (self.cfg.action_dim,), minval=-1, maxval=1), None
@@ -48,6 +60,30 @@ class ToyModel:
 TOY_PARAMS = {'Qs': {}}
 
 
+class FakeEnv:
+  """Host environment replaying ``observations`` [T, O] (one episode of T agent steps);
+  reward = -||action||^2 so returns depend on the actions."""
+
+  def __init__(self, observations, action_dim: int, obs_fn=None):
+    self.observations = np.asarray(observations, np.float32)
+    T, O = self.observations.shape
+    self.spec = envs.EnvSpec('fake-task', O, action_dim, T, 1)
+    self.actions = []
+    self._t = 0
+
+  def reset(self, seed: Optional[int] = None):
+    self._t, self.actions = 0, []
+    return self.observations[0]
+
+  def step(self, action):
+    action = np.asarray(action)
+    self.actions.append(action)
+    self._t += 1
+    done = self._t >= self.spec.episode_length
+    obs = self.observations[min(self._t, self.spec.episode_length - 1)]
+    return obs, -float(np.sum(np.square(action))), done, {}
+
+
 def small_agent(obs_dim=5, action_dim=1):
   """A small random TD-MPC2 world model with a non-zero reward head (planning is not flat)."""
   from spec_jax import config, world_model
@@ -57,3 +93,38 @@ def small_agent(obs_dim=5, action_dim=1):
   params['reward']['dense_out']['kernel'] = 0.2 * jax.random.normal(
       jax.random.PRNGKey(1), params['reward']['dense_out']['kernel'].shape)
   return wm, params
+
+
+class FakeJaxState(NamedTuple):
+  obs: jax.Array   # [O]
+  t: jax.Array     # [] int32
+  done: jax.Array  # [] float (Playground convention: > 0 once the episode is over)
+
+
+@dataclasses.dataclass(frozen=True)
+class FakeJaxEnv:
+  """In-JAX environment with the sweep interface (reset_one / step_one, unbatched):
+  obs' = 0.9 obs + 0.1 [a, a, ...], reward = 1 - mean(obs^2). With ``nan_at`` > 0 the physics
+  "explodes" at that step: obs becomes NaN and done is set, as Playground does."""
+  obs_dim: int = 5
+  action_dim: int = 1
+  episode_length: int = 12
+  nan_at: int = 0
+
+  @property
+  def spec(self):
+    return envs.EnvSpec('fake-jax', self.obs_dim, self.action_dim, self.episode_length, 1)
+
+  def reset_one(self, key):
+    obs = jax.random.uniform(key, (self.obs_dim,), minval=-1.0, maxval=1.0)
+    return FakeJaxState(obs=obs, t=jnp.zeros((), jnp.int32), done=jnp.zeros(()))
+
+  def step_one(self, state, action):
+    reps = -(-self.obs_dim // self.action_dim)
+    push = jnp.tile(action, reps)[:self.obs_dim]
+    obs = 0.9 * state.obs + 0.1 * push
+    t = state.t + 1
+    explode = (self.nan_at > 0) & (t >= self.nan_at)
+    obs = jnp.where(explode, jnp.nan, obs)
+    reward = jnp.where(explode, jnp.nan, 1.0 - jnp.mean(jnp.square(obs)))
+    return FakeJaxState(obs=obs, t=t, done=jnp.maximum(state.done, explode.astype(jnp.float32))), reward

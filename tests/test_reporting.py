@@ -1,0 +1,76 @@
+"""Robust return statistics, paired comparisons, task-relative tau, labelled plots."""
+import os
+
+import numpy as np
+import pytest
+
+from spec_jax import evaluation
+from spec_jax import reporting
+
+
+def test_return_stats_and_failed_count_on_bimodal_returns():
+  # Ten paired episodes: two collapse to ~0 in every mode, as seen on a new DMC task.
+  base = [700, 710, 0, 705, 720, 0, 690, 715, 708, 712]
+  spec = [630, 640, 0, 620, 650, 5, 610, 645, 634, 636]
+  s = reporting.return_stats(base, fail_below=0.5 * np.median(base))
+  assert s['return_median'] == pytest.approx(706.5)          # (705 + 708) / 2
+  assert s['failed'] == 2
+  assert s['return_q25'] == pytest.approx(692.5) and s['return_q75'] == pytest.approx(711.5)
+  assert s['return_mean'] == pytest.approx(566.0)
+  p = reporting.paired_stats(spec, base)
+  diffs = np.array(spec) - np.array(base)
+  assert p['diff_mean'] == pytest.approx(diffs.mean())       # -56.0
+  assert p['diff_median'] == pytest.approx(np.median(diffs))  # -72.0
+  assert p['ratio'] == pytest.approx(sum(spec) / sum(base))
+  assert p['ratio_lo'] < p['ratio'] < p['ratio_hi'] < 1.0     # consistently worse per seed
+
+
+def test_add_robust_stats_uses_baseline_median_for_failures():
+  rows = [dict(mode='baseline', returns=[100, 100, 100, 10]),
+          dict(mode='spec', returns=[100, 40, 60, 10])]
+  reporting.add_robust_stats(rows)
+  assert rows[0]['fail_below'] == 50.0
+  assert rows[0]['failed'] == 1 and rows[1]['failed'] == 2
+  assert rows[1]['diff_mean'] == pytest.approx(-25.0)
+  with pytest.raises(ValueError, match='same 1-D shape'):
+    reporting.paired_stats([1, 2], [1, 2, 3])
+
+
+def test_tau_quantile_conversion_on_a_known_distribution():
+  d = np.arange(0, 1001) / 1000.0            # uniform on [0, 1]: quantile q <-> tau q
+  qs = reporting.mismatch_quantiles(d)
+  assert len(qs) == 101
+  assert reporting.tau_from_quantile(0.9, qs) == pytest.approx(0.9)
+  assert reporting.quantile_of_tau(0.25, qs) == pytest.approx(0.25)
+  assert reporting.quantile_of_tau(-1.0, qs) == 0.0 and reporting.quantile_of_tau(5.0, qs) == 1.0
+  sq = reporting.mismatch_quantiles(d ** 2)  # tau = x^2 at quantile x
+  assert reporting.tau_from_quantile(0.5, sq) == pytest.approx(0.25, abs=1e-3)
+  assert reporting.quantile_of_tau(0.04, sq) == pytest.approx(0.2, abs=1e-3)
+  pairs = reporting.resolve_taus([0.25], [0.5], sq)
+  assert pairs[0] == pytest.approx((0.25, 0.5), abs=1e-3)
+  assert pairs[1] == pytest.approx((0.25, 0.5), abs=1e-3)
+  with pytest.raises(ValueError, match='no stored mismatch'):
+    reporting.resolve_taus([], [0.5], None)
+  with pytest.raises(ValueError, match=r'\[0, 1\]'):
+    reporting.tau_from_quantile(1.5, qs)
+
+
+def test_grid_resolves_quantiles_and_puts_baseline_first():
+  qs = reporting.mismatch_quantiles(np.arange(0, 101) / 100.0)
+  pts = evaluation.grid([dict(modes=('spec', 'mlp'), exec_lens=(3,), taus=(0.5,),
+                              tau_quantiles=(0.9,)),
+                         dict(modes=('spec',), exec_lens=(3,), taus=(0.5,))], qs)
+  assert pts[0].mode == 'baseline' and len(pts) == 5   # duplicate spec/3/0.5 dropped
+  assert pts[2].tau == pytest.approx(0.9) and pts[2].tau_q == pytest.approx(0.9)
+  assert pts[1].tau_q == pytest.approx(0.5)
+
+
+def test_plot_labels_every_point(tmp_path):
+  rows = [dict(mode='baseline', tau=float('inf'), tau_q=float('nan'), exec_len=1,
+               planner_calls=500, returns=[1, 2, 3]),
+          dict(mode='mlp', tau=0.5, tau_q=0.93, exec_len=3, planner_calls=200, returns=[1, 2, 2])]
+  reporting.add_robust_stats(rows)
+  assert reporting.point_label(rows[1]) == 'mlp tau=0.5 (q0.93) H=3'
+  path = str(tmp_path / 'p.png')
+  reporting.plot_return_vs_calls(rows, path)
+  assert os.path.getsize(path) > 5000
