@@ -184,3 +184,41 @@ def run(cfg, export_dir: str, workdir: str):
     paths = write_outputs(rows, workdir, title=title)
     logging.info('point %d/%d done: %s', i + 1, len(points), reporting.point_label(rows[-1]))
   return rows, paths
+
+
+def read_rows(path: str) -> List[Dict[str, Any]]:
+  """Rows of an evaluation.csv with numbers parsed and per-seed ``returns`` restored."""
+  import csv
+  rows = []
+  with open(path, newline='') as f:
+    for r in csv.DictReader(f):
+      row = {}
+      for k, v in r.items():
+        try:
+          row[k] = float(v) if k not in ('mode',) else v
+        except (TypeError, ValueError):
+          row[k] = v
+      row['returns'] = [float(x) for x in r['returns_per_seed'].split()]
+      row['exec_len'], row['horizon'] = int(row['exec_len']), int(row['horizon'])
+      rows.append(row)
+  return rows
+
+
+def combine(paths: Sequence[str], workdir: str, reference_horizon: int, title: str = ''):
+  """Merges evaluation passes made on the same seeds: the baseline planned with
+  ``reference_horizon`` is THE baseline (paired statistics refer to it); baselines with other
+  horizons are kept as 'baseline-h<H>' rows; a point present in several passes is kept once
+  (the first). Returns (rows, paths)."""
+  rows, seen = [], set()
+  for path in paths:
+    for r in read_rows(path):
+      if r['mode'] == 'baseline' and r['horizon'] != reference_horizon:
+        r['mode'] = f"baseline-h{r['horizon']}"
+      key = (r['mode'], r['exec_len'], r['tau'], r['horizon'])
+      if key not in seen:
+        seen.add(key)
+        rows.append(r)
+  if not any(r['mode'] == 'baseline' for r in rows):
+    raise ValueError(f'no baseline with horizon {reference_horizon} in {list(paths)}')
+  rows.sort(key=lambda r: (r['mode'] != 'baseline', not r['mode'].startswith('baseline')))
+  return rows, write_outputs(rows, workdir, title=title)

@@ -1,0 +1,24 @@
+"""Merge evaluation passes made on the same seeds into one table and plot.
+
+  python launch/combine_evaluations.py --inputs runs/w/eval/evaluation.csv,runs/w/eval2/evaluation.csv \
+      --reference_horizon 6 --workdir results/walker_walk
+"""
+from absl import app
+from absl import flags
+
+from spec_jax import evaluation
+
+_INPUTS = flags.DEFINE_list('inputs', None, 'evaluation.csv files (same seeds).', required=True)
+_REF = flags.DEFINE_integer('reference_horizon', 6, 'Planner horizon of THE baseline.')
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.', required=True)
+_TITLE = flags.DEFINE_string('title', '', 'Plot title.')
+
+
+def main(argv):
+  del argv
+  _, paths = evaluation.combine(_INPUTS.value, _WORKDIR.value, _REF.value, _TITLE.value)
+  print(open(paths['md']).read())
+
+
+if __name__ == '__main__':
+  app.run(main)
