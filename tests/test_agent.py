@@ -73,6 +73,7 @@ def test_target_soft_update(model):
     np.testing.assert_allclose(got, want, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_losses_decrease_on_fixed_data(model):
   buf = replay.init(2, 200, OBS, ACT)
   rng = np.random.default_rng(0)

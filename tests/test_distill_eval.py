@@ -240,11 +240,11 @@ def test_distill_and_evaluate_jobs_end_to_end(agent, tmp_path):
   assert len(meta['extra']['mismatch_quantiles']) == 101
   ecfg = ml_collections.ConfigDict(dict(
       seed=100, episodes=2, episode_length=6,
-      blocks=(dict(modes=('spec', 'mlp'), exec_lens=(4,), taus=(float('inf'),),
+      blocks=(dict(modes=('spec',), exec_lens=(4,), taus=(float('inf'),),
                    tau_quantiles=(0.5,)),),
       base_planner=dict(horizon=3), spec_planner=dict()))
   rows, paths = evaluation.run(ecfg, str(tmp_path / 'distill' / 'export'), str(tmp_path / 'ev'))
-  assert [r['mode'] for r in rows] == ['baseline', 'spec', 'spec', 'mlp', 'mlp']
+  assert [r['mode'] for r in rows] == ['baseline', 'spec', 'spec']
   assert rows[0]['horizon'] == 3 and rows[1]['horizon'] == 4
   assert rows[2]['tau_q'] == 0.5 and np.isfinite(rows[2]['tau'])
   assert rows[0]['planner_calls'] == 6 and rows[1]['planner_calls'] == 2   # open loop, H = 4

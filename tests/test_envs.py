@@ -59,6 +59,7 @@ def mjx_env():
   return mjx.MJXEnv('cartpole-swingup', impl='jax', episode_length=2)
 
 
+@pytest.mark.slow
 def test_mjx_batched_reset_step_autoreset(mjx_env):
   dm = dmc.DMCEnv('cartpole-swingup')
   assert (mjx_env.spec.obs_dim, mjx_env.spec.action_dim) == (dm.spec.obs_dim, dm.spec.action_dim)
@@ -79,6 +80,7 @@ def test_mjx_batched_reset_step_autoreset(mjx_env):
   assert not np.allclose(out2.final_obs, out2.obs)
 
 
+@pytest.mark.slow
 def test_mjx_step_under_outer_jit(mjx_env):
   state = mjx_env.reset(jax.random.PRNGKey(1), 2)
   out = jax.jit(mjx_env.step)(state, jnp.ones((2, 1)))

@@ -27,7 +27,10 @@ def test_agents_are_shipped_within_size_limits():
   assert sum(sizes.values()) < 25 * MB, sizes
 
 
-@pytest.mark.parametrize('path', AGENTS, ids=[os.path.basename(a) for a in AGENTS])
+# The README's main-job agent runs by default, the others with -m slow (a compile each).
+@pytest.mark.parametrize('path', [a if a.endswith('cheetah-run') else
+                                  pytest.param(a, marks=pytest.mark.slow) for a in AGENTS],
+                         ids=[os.path.basename(a) for a in AGENTS])
 def test_shipped_agent_loads_plans_and_corrects(path):
   card = open(os.path.join(path, 'CARD.md')).read()
   for field in ('task', 'env steps', 'eval return', 'command'):

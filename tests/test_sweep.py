@@ -86,6 +86,7 @@ def test_perturbation_changes_outcome():
   assert not np.allclose(a.ret, b.ret)
 
 
+@pytest.mark.slow
 def test_sweep_sharded_over_four_cpu_devices_equals_one_device():
   import json
   import os
