@@ -297,7 +297,7 @@ def step_batch_compact(model: wm_lib.WorldModel, params, planner_cfg: config_lib
   caps = capacities(B)
   n = jnp.sum(v.replan.astype(jnp.int32))
   # branch 0: nobody replans; branch i >= 1: capacity caps[i - 1] >= n.
-  branch = jnp.where(n == 0, 0, 1 + jnp.searchsorted(jnp.asarray(caps), n))
+  branch = jnp.where(n == 0, 0, 1 + capacity_index(n, caps))
   def planned(cap):
     def fn():
       p = _plan_compact(model, params, planner_cfg, spec_cfg, state, obs, keys, t0, v.replan, cap)
@@ -306,6 +306,11 @@ def step_batch_compact(model: wm_lib.WorldModel, params, planner_cfg: config_lib
     return fn
   out = jax.lax.switch(branch, [lambda: corrected] + [planned(c) for c in caps])
   return jax.vmap(_finish)(state, v, out)
+
+
+def capacity_index(n: jax.Array, caps: Tuple[int, ...]) -> jax.Array:
+  """Index (traced) of the smallest capacity in ``caps`` >= ``n`` replanning environments."""
+  return jnp.minimum(jnp.searchsorted(jnp.asarray(caps), n), len(caps) - 1)
 
 
 def executed_plans(num_replans: int, batch: int) -> int:

@@ -69,6 +69,7 @@ def _rollout(setup: SweepSetup, params, cparams, taus: jax.Array,
   env_state = jax.vmap(setup.env.reset_one)(split[:, 0])
   step_keys = jnp.swapaxes(jax.vmap(lambda k: jax.random.split(k, length))(split[:, 1]), 0, 1)
   state = sp.batch_state(sp.init_state(setup.model, setup.planner_cfg, setup.spec_cfg), B)
+  caps = sp.capacities(B)
 
   def body(carry, inp):
     env_state, state, ret, alive, steps, first_bad, evals = carry
@@ -81,8 +82,7 @@ def _rollout(setup: SweepSetup, params, cparams, taus: jax.Array,
         lambda n, o: jnp.where(alive.reshape((B,) + (1,) * (n.ndim - 1)), n, o), new_state, state)
     first_bad = jnp.where((first_bad < 0) & alive & info.nonfinite, t, first_bad)
     n = jnp.sum(info.replanned)
-    cap = jnp.asarray(sp.capacities(B))[jnp.minimum(jnp.searchsorted(
-        jnp.asarray(sp.capacities(B)), n), len(sp.capacities(B)) - 1)]
+    cap = jnp.asarray(caps)[sp.capacity_index(n, caps)]
     evals = evals + jnp.where(info.replanned, cap / jnp.maximum(n, 1), 0.0)
     env_state, reward = jax.vmap(setup.env.step_one)(env_state, action)
     alive = alive & (env_state.done == 0)
