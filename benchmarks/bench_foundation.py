@@ -2,7 +2,8 @@
 
   python benchmarks/bench_foundation.py [--repeats 5] [--mjx_steps 50] [--sizes 1,5]
 
-Prints a markdown table: median ms per plan call (compile excluded) for each model size at
+Prints a markdown table: median ms per plan call (compile excluded), GFLOP per call counted
+from the layer shapes (planner.plan_flops) and achieved GFLOP/s, for each model size at
 batch 1 and batch 64 (humanoid dims: obs 67, action 21, official MPPI defaults: 512 samples,
 8 iterations, horizon 3), and env steps/s for MJX (Playground HumanoidWalk, impl jax) at batch
 1 and 64 against native dm_control humanoid-walk (physics steps counted, action repeat 2).
@@ -46,6 +47,11 @@ def planner_latency(size, batch, repeats):
   return _median_ms(fn, repeats)
 
 
+def plan_gflop(size):
+  """Matrix-multiply GFLOP of one humanoid plan call (planner.plan_flops)."""
+  return planner.plan_flops(config.model_config(size, 67, 21), config.planner_config(21, 500)) / 1e9
+
+
 def mjx_steps_per_s(batch, steps):
   env = mjx.MJXEnv('humanoid-walk', impl='jax')
   state = env.reset(jax.random.PRNGKey(0), batch)
@@ -83,11 +89,14 @@ def main():
   parser.add_argument('--dmc_steps', type=int, default=1000)
   args = parser.parse_args()
   print(f'device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}')
-  print('\n| model | batch | median ms / plan call | ms per env |\n|---|---|---|---|')
+  print('\n| model | batch | median ms / plan call | ms per env | GFLOP per env call | '
+        'achieved GFLOP/s |\n|---|---|---|---|---|---|')
   for size in [int(s) for s in args.sizes.split(',')]:
+    gflop = plan_gflop(size)
     for batch in [int(b) for b in args.batches.split(',')]:
       ms = planner_latency(size, batch, args.repeats)
-      print(f'| {size}M | {batch} | {ms:.1f} | {ms / batch:.2f} |', flush=True)
+      print(f'| {size}M | {batch} | {ms:.1f} | {ms / batch:.2f} | {gflop:.1f} | '
+            f'{gflop * batch / (ms / 1e3):.0f} |', flush=True)
   native = dmc_steps_per_s(args.dmc_steps)
   print('\n| simulator | batch | physics steps/s | ratio to native |\n|---|---|---|---|')
   print(f'| dm_control (native MuJoCo, 1 core) | 1 | {native:.0f} | 1.00 |', flush=True)

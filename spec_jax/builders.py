@@ -20,6 +20,8 @@ def check_config(cfg) -> None:
     raise ValueError(f'experiment config lacks {missing}')
   if cfg.backend not in ('dmc', 'mjx'):
     raise ValueError(f"backend must be 'dmc' or 'mjx', got {cfg.backend!r}")
+  if float(cfg.get('wall_minutes', 0) or 0) < 0:
+    raise ValueError(f'wall_minutes must be >= 0 (0: no limit), got {cfg.wall_minutes}')
 
 
 def make_env(cfg, seed: int = 0):

@@ -114,11 +114,14 @@ class Point(NamedTuple):
   tau_q: float
 
 
-def grid(blocks: Sequence[Dict[str, Any]], quantiles: Optional[Sequence[float]]) -> List[Point]:
+def grid(blocks: Sequence[Dict[str, Any]], quantiles: Optional[Sequence[float]],
+         baseline: bool = True) -> List[Point]:
   """Expands blocks ``{modes, exec_lens, taus, tau_quantiles}`` into points (baseline first,
   once, duplicates removed). Quantile taus are resolved on the export's stored mismatch
-  distribution ``quantiles`` (``reporting.resolve_taus``); tau = inf means never verify."""
-  points = [Point('baseline', 1, float('inf'), float('nan'))]
+  distribution ``quantiles`` (``reporting.resolve_taus``); tau = inf means never verify.
+  ``baseline=False`` leaves the baseline out (a later pass on the same seeds, merged with
+  ``combine``, pairs with the baseline of an earlier pass)."""
+  points = [Point('baseline', 1, float('inf'), float('nan'))] if baseline else []
   for b in blocks:
     taus = reporting.resolve_taus(tuple(b.get('taus', ())), tuple(b.get('tau_quantiles', ())),
                                   quantiles)
@@ -173,7 +176,8 @@ def run(cfg, export_dir: str, workdir: str):
   spec_pcfg = dataclasses.replace(pcfg, **dict(cfg.get('spec_planner', {}) or {}))
   env = dmc.DMCEnv(extra['task'], action_repeat=extra['action_repeat'],
                    episode_length=cfg.get('episode_length', 0) or extra['episode_length'])
-  points = grid([dict(b) for b in cfg.blocks], extra.get('mismatch_quantiles'))
+  points = grid([dict(b) for b in cfg.blocks], extra.get('mismatch_quantiles'),
+                baseline=cfg.get('baseline', True))
   logging.info('%d configurations x %d episodes (seeds %d..%d)', len(points), cfg.episodes,
                cfg.seed, cfg.seed + cfg.episodes - 1)
   title = f"{extra['task']} ({extra.get('env_step', '?')} env steps), {cfg.episodes} episodes"

@@ -131,6 +131,27 @@ def _check_plan_inputs(model, cfg, obs, state):
   chex.assert_shape(state.prev_mean, (cfg.horizon, model.cfg.action_dim))
 
 
+def _mlp_flops(width_in: int, hidden, width_out: int) -> int:
+  widths = (width_in,) + tuple(hidden) + (width_out,)
+  return sum(2 * a * b for a, b in zip(widths[:-1], widths[1:]))
+
+
+def plan_flops(model_cfg: config_lib.ModelConfig, cfg: config_lib.PlannerConfig) -> int:
+  """Matrix-multiply FLOPs (2 per multiply-add) of one ``plan`` call, counted from the layer
+  shapes; elementwise work (LayerNorm, Mish, SimNorm, two-hot decoding, MPPI statistics) is
+  not counted. Encoder once; policy-prior rollout P x H x (pi + dynamics); per MPPI iteration
+  N x (H x (reward + dynamics) + pi + 2 Q members); the chosen plan's latents H x dynamics."""
+  c = model_cfg
+  za, mlp = c.latent_dim + c.action_dim, (c.mlp_dim,) * 2
+  enc = _mlp_flops(c.obs_dim, (c.enc_dim,) * max(c.num_enc_layers - 1, 1), c.latent_dim)
+  dyn = _mlp_flops(za, mlp, c.latent_dim)
+  rew = q = _mlp_flops(za, mlp, c.num_bins)
+  pi = _mlp_flops(c.latent_dim, mlp, 2 * c.action_dim)
+  H, N, P, I = cfg.horizon, cfg.num_samples, cfg.num_pi_trajs, cfg.iterations
+  per_sample = H * (rew + dyn) + pi + 2 * q
+  return enc + P * H * (pi + dyn) + I * N * per_sample + H * dyn
+
+
 @functools.partial(jax.jit, static_argnames=('model', 'cfg', 'eval_mode'))
 def plan(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerConfig, state: PlannerState,
          obs: jax.Array, key: jax.Array, t0: jax.Array, eval_mode: bool = False,

@@ -97,6 +97,12 @@ def evaluate(model, params, planner_cfg, env, num_episodes: int, key: jax.Array)
   return dict(eval_return=float(np.mean(returns)), eval_return_std=float(np.std(returns)))
 
 
+def _out_of_time(cfg, progress) -> bool:
+  """True once this process has trained for ``cfg.wall_minutes`` (0 or absent: no limit)."""
+  limit = float(cfg.get('wall_minutes', 0) or 0)
+  return limit > 0 and time.time() - progress.t0 >= 60.0 * limit
+
+
 class _Progress:
 
   def __init__(self, total: int, start: int):
@@ -219,7 +225,8 @@ class _Loop:
         os.path.join(self.workdir, 'export'), self.model.cfg, run.train.params, self.planner_cfg,
         extra=dict(task=self.cfg.task, backend=self.cfg.backend, **self.units(run),
                    episode_length=self.cfg.episode_length,
-                   action_repeat=self.cfg.action_repeat))
+                   action_repeat=self.cfg.action_repeat),
+        storage_dtype=self.cfg.get('export_dtype', 'float32'))
     logging.info('exported agent to %s', path)
     return path
 
@@ -264,6 +271,10 @@ class _Loop:
         prev_step = int(run.agent_step)
         run, buf, train_metrics, returns = self.chunk(run, buf)
         self.after_chunk(run, buf, prev_step, train_metrics, returns, progress)
+        if _out_of_time(self.cfg, progress):
+          logging.warning('wall_minutes=%s reached at agent step %d: checkpoint and export; '
+                          'rerun to continue', self.cfg.wall_minutes, int(run.agent_step))
+          break
     except KeyboardInterrupt:
       interrupted['flag'] = True
     finally:

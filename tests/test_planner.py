@@ -149,3 +149,19 @@ def test_planner_defaults_match_official():
   assert config.planner_config(action_dim=1, episode_length=500).iterations == 6
   assert config.discount_for_episode(1000) == pytest.approx(0.995)
   assert config.discount_for_episode(50) == pytest.approx(0.95)
+
+
+def test_plan_flops_hand_counted():
+  # O=2, Z=4, A=1, enc 3 (one hidden layer), mlp 5, 3 bins; H=2, N=4 samples (P=1), I=2.
+  # encoder 2*(2*3+3*4)=36; dynamics 2*(5*5+5*5+5*4)=140; reward = Q = 2*(25+25+5*3)=130;
+  # pi 2*(4*5+25+5*2)=110; per sample 2*(130+140)+110+2*130=910;
+  # total 36 + P*H*(110+140)=500 + I*N*910=7280 + H*140=280 -> 8096.
+  mcfg = config.ModelConfig(obs_dim=2, action_dim=1, latent_dim=4, enc_dim=3, mlp_dim=5,
+                            num_bins=3, simnorm_dim=2)
+  pcfg = config.PlannerConfig(horizon=2, num_samples=4, num_pi_trajs=1, iterations=2,
+                              num_elites=2)
+  assert planner.plan_flops(mcfg, pcfg) == 8096
+  # Humanoid (obs 67, action 21), official MPPI: 18.0 GFLOP (1M) and 48.3 GFLOP (5M) per call.
+  hum = config.planner_config(21, 500)
+  assert planner.plan_flops(config.model_config(5, 67, 21), hum) == 48_294_552_064
+  assert round(planner.plan_flops(config.model_config(1, 67, 21), hum) / 1e9, 1) == 18.0

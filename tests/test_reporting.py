@@ -63,6 +63,9 @@ def test_grid_resolves_quantiles_and_puts_baseline_first():
   assert pts[0].mode == 'baseline' and len(pts) == 5   # duplicate spec/3/0.5 dropped
   assert pts[2].tau == pytest.approx(0.9) and pts[2].tau_q == pytest.approx(0.9)
   assert pts[1].tau_q == pytest.approx(0.5)
+  later = evaluation.grid([dict(modes=('spec',), exec_lens=(3, 2), taus=(0.5,))], qs,
+                          baseline=False)   # a later pass pairs with an earlier baseline
+  assert [(p.mode, p.exec_len) for p in later] == [('spec', 3), ('spec', 2)]
 
 
 def test_plot_labels_every_point(tmp_path):
