@@ -66,7 +66,7 @@ def section_planner(args):
 
 def section_update(args):
   """One jitted epoch of TD-MPC2 updates (batch 256, horizon 3) on a random buffer."""
-  print('\n### Update step (agent.update_epoch, batch 256, horizon 3)\n')
+  print(f'\n### Update step (agent.update_epoch, batch {args.update_batch}, horizon 3)\n')
   print('| model | updates per epoch | compile s | ms per update |\n|---|---|---|---|')
   for size in _ints(args.sizes):
     wm = world_model.WorldModel(config.model_config(size, 67, 21))
@@ -151,7 +151,8 @@ def section_sweep(args):
          '--batches', args.sweep_batches, '--episode_length', str(args.sweep_episode_length),
          '--skip_vmap']
   print('    ' + ' '.join(cmd[1:]), flush=True)
-  subprocess.run(cmd, check=True)
+  # The parent holds JAX's default GPU memory reservation: let the child allocate on demand.
+  subprocess.run(cmd, check=True, env=dict(os.environ, XLA_PYTHON_CLIENT_PREALLOCATE='false'))
 
 
 _SECTIONS = dict(planner=section_planner, update=section_update, mjx=section_mjx,

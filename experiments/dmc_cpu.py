@@ -31,6 +31,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.checkpoint_every = 5_000
   c.save_buffer = True
   c.keep = 2
+  c.wall_minutes = 0.0      # > 0: stop after this many minutes with a checkpoint and an export
+  c.export_dtype = 'float32'  # or 'float16' (half the size; loaded as float32)
   return c
 
 

@@ -28,4 +28,6 @@ def get_config() -> ml_collections.ConfigDict:
   c.checkpoint_every = 80
   c.save_buffer = True
   c.keep = 2
+  c.wall_minutes = 0.0      # > 0: stop after this many minutes with a checkpoint and an export
+  c.export_dtype = 'float32'  # or 'float16' (half the size; loaded as float32)
   return c

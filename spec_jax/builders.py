@@ -22,6 +22,8 @@ def check_config(cfg) -> None:
     raise ValueError(f"backend must be 'dmc' or 'mjx', got {cfg.backend!r}")
   if float(cfg.get('wall_minutes', 0) or 0) < 0:
     raise ValueError(f'wall_minutes must be >= 0 (0: no limit), got {cfg.wall_minutes}')
+  if cfg.get('export_dtype', 'float32') not in ('float32', 'float16'):
+    raise ValueError(f"export_dtype must be 'float32' or 'float16', got {cfg.export_dtype!r}")
 
 
 def make_env(cfg, seed: int = 0):

@@ -97,10 +97,13 @@ def evaluate(model, params, planner_cfg, env, num_episodes: int, key: jax.Array)
   return dict(eval_return=float(np.mean(returns)), eval_return_std=float(np.std(returns)))
 
 
-def _out_of_time(cfg, progress) -> bool:
-  """True once this process has trained for ``cfg.wall_minutes`` (0 or absent: no limit)."""
+def _out_of_time(cfg, start: float) -> bool:
+  """True once this process's training loop has run ``cfg.wall_minutes`` (0 or absent: no
+  limit) since ``start`` (time.monotonic). Checked after each chunk (an episode on dm_control,
+  ``chunk_steps`` vector steps on MJX), so a stop overshoots by up to one chunk plus its
+  evaluation, and the final checkpoint and export come on top: leave that margin."""
   limit = float(cfg.get('wall_minutes', 0) or 0)
-  return limit > 0 and time.time() - progress.t0 >= 60.0 * limit
+  return limit > 0 and time.monotonic() - start >= 60.0 * limit
 
 
 class _Progress:
@@ -206,7 +209,8 @@ class _Loop:
 
   def units(self, run) -> Dict[str, int]:
     """Agent steps (decisions) and env steps (simulator control steps = agent steps x action
-    repeat, the unit of published TD-MPC2 curves)."""
+    repeat). The official TD-MPC2 trainer counts one step per call of its action-repeated
+    (x2) DMControl wrapper, so the ``step`` of published TD-MPC2 curves is our AGENT step."""
     agent_step = int(run.agent_step)
     return dict(agent_step=agent_step, env_step=agent_step * int(self.cfg.action_repeat))
 
@@ -263,6 +267,7 @@ class _Loop:
 
   def run(self, run, buf):
     progress = _Progress(self.cfg.steps, int(run.agent_step))
+    start, timed_out = time.monotonic(), False
     interrupted = {'flag': False}
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, lambda *_: interrupted.__setitem__('flag', True))
@@ -271,7 +276,8 @@ class _Loop:
         prev_step = int(run.agent_step)
         run, buf, train_metrics, returns = self.chunk(run, buf)
         self.after_chunk(run, buf, prev_step, train_metrics, returns, progress)
-        if _out_of_time(self.cfg, progress):
+        if _out_of_time(self.cfg, start):
+          timed_out = True
           logging.warning('wall_minutes=%s reached at agent step %d: checkpoint and export; '
                           'rerun to continue', self.cfg.wall_minutes, int(run.agent_step))
           break
@@ -284,7 +290,7 @@ class _Loop:
       logging.warning('interrupted: saved a checkpoint at agent step %d; rerun to resume',
                       int(run.agent_step))
       return dict(self.last, interrupted=True)
-    return dict(self.last, export_dir=self.export(run), interrupted=False)
+    return dict(self.last, export_dir=self.export(run), interrupted=False, timed_out=timed_out)
 
   def pretrain_and_update(self, run, buf, new_steps: int):
     cfg = self.cfg

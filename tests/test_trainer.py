@@ -162,20 +162,29 @@ def test_bad_config():
 
 
 def test_wall_minutes_stops_saves_and_exports_then_resumes(full_run, tmp_path):
-  cfg, _, _ = full_run
+  cfg, full_dir, _ = full_run
   cfg = cfg.copy_and_resolve_references()
   cfg.wall_minutes, cfg.export_dtype = 1e-4, 'float16'  # 6 ms: less than any episode takes
   workdir = str(tmp_path / 'timed')
   first = trainer.train(cfg, workdir)
   # One episode (50 agent steps) then the limit: a checkpoint AND an export, not 'interrupted'.
-  assert first['agent_step'] == 50 and not first['interrupted']
+  assert first['agent_step'] == 50 and not first['interrupted'] and first['timed_out']
   assert checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints')).latest_step() == 50
   _, params, _, meta = checkpoint.load_agent(first['export_dir'])
   assert meta['storage_dtype'] == 'float16' and meta['extra']['agent_step'] == 50
   second = trainer.train(cfg, workdir)
   assert second['resumed'] and second['agent_step'] == 100
+  # Nothing lost across the time stops: the same rows as the uninterrupted run.
+  ours, full = _rows(workdir), _rows(full_dir)[:2]
+  assert [(r['agent_step'], r['episode_return']) for r in ours] == [
+      (r['agent_step'], r['episode_return']) for r in full]
+  np.testing.assert_allclose(float(ours[-1]['total_loss']), float(full[-1]['total_loss']),
+                             rtol=1e-4)
   cfg.wall_minutes = -1
   with pytest.raises(ValueError, match='wall_minutes'):
+    trainer.train(cfg, str(tmp_path / 'bad'))
+  cfg.wall_minutes, cfg.export_dtype = 0.0, 'bfloat16'
+  with pytest.raises(ValueError, match='export_dtype'):
     trainer.train(cfg, str(tmp_path / 'bad'))
 
 
