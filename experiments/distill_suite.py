@@ -1,15 +1,11 @@
 """Corrector distillation for the task-suite agents (walker, cheetah): the teacher plans with
 horizon 6 (the models were trained with 3) so speculation depths k = 1..5 are covered, 12
 teacher episodes (2 held out), float16 storage for the shipped export."""
-import importlib.util
-import os
+from spec_jax import builders
 
 
 def get_config():
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'distill_cartpole.py')
-  spec = importlib.util.spec_from_file_location('distill_cartpole', path)
-  base = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(base)
+  base = builders.config_module(__file__, 'distill_cartpole.py')
   c = base.get_config()
   c.episodes = 12
   c.holdout = 0.17

@@ -2,17 +2,13 @@
 horizon-6 planner as the speculative modes (and as the distillation teacher), then the points
 that did not fit in the first pass (experiments/evaluate_suite.py), most important first.
 Same seeds (100..109) and keys, so rows of both passes pair per seed."""
-import importlib.util
-import os
+from spec_jax import builders
 
 INF = float('inf')
 
 
 def get_config():
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'evaluate_suite.py')
-  spec = importlib.util.spec_from_file_location('evaluate_suite', path)
-  base = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(base)
+  base = builders.config_module(__file__, 'evaluate_suite.py')
   c = base.get_config()
   c.base_planner.horizon = 6
   c.blocks = (

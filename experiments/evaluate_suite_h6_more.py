@@ -4,17 +4,13 @@ then open-loop speculation at 2, 4, 5, on the same seeds (100..109) and keys as
 experiments/evaluate_suite_h6.py. Run on the SHIPPED (float16) agent, so its own horizon-6
 baseline is evaluated first (``--config.baseline False`` pairs with an earlier pass of the same
 export instead, through ``launch/combine_evaluations.py``)."""
-import importlib.util
-import os
+from spec_jax import builders
 
 INF = float('inf')
 
 
 def get_config():
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'evaluate_suite_h6.py')
-  spec = importlib.util.spec_from_file_location('evaluate_suite_h6', path)
-  base = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(base)
+  base = builders.config_module(__file__, 'evaluate_suite_h6.py')
   c = base.get_config()
   c.baseline = True
   c.blocks = (

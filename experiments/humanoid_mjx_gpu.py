@@ -6,15 +6,11 @@ Deviations from official TD-MPC2 (recorded in BUILD_NOTES.md): 64 parallel envir
 1/8 update per agent step (official: 1 env, 1 update per step); seed phase 6,400 agent steps
 (official 2,500) followed by as many pretraining updates.
 """
-import importlib.util
-import os
+from spec_jax import builders
 
 
 def get_config():
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'humanoid_mjx.py')
-  spec = importlib.util.spec_from_file_location('humanoid_mjx', path)
-  base = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(base)
+  base = builders.config_module(__file__, 'humanoid_mjx.py')
   c = base.get_config()
   c.update(dict(num_envs=64, chunk_steps=50, seed_steps=6_400, updates_per_step=1.0 / 8,
                 update_chunk=100, eval_every=100_000, eval_episodes=3, checkpoint_every=100_000,

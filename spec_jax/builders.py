@@ -1,4 +1,6 @@
-"""Builds library objects from an ml_collections experiment config (no flags, no paths)."""
+"""Builds library objects from an ml_collections experiment config (no flags)."""
+import importlib.util
+import os
 from typing import Any, Dict
 
 from spec_jax import agent
@@ -6,6 +8,20 @@ from spec_jax import config as config_lib
 from spec_jax import world_model as wm_lib
 
 _REQUIRED = ('task', 'backend', 'seed', 'model_size', 'episode_length', 'action_repeat')
+
+
+def config_module(here: str, name: str):
+  """The experiment config module ``name`` (e.g. 'dmc_cpu.py') in the directory of the file
+  ``here`` (pass ``__file__``), loaded by path as ml_collections' config_flags loads configs,
+  so a variant config can build on its base: ``config_module(__file__, 'dmc_cpu.py')
+  .get_config()``. Raises FileNotFoundError naming the path if it does not exist."""
+  path = os.path.join(os.path.dirname(os.path.abspath(here)), name)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'base config {path} not found')
+  spec = importlib.util.spec_from_file_location(os.path.splitext(name)[0], path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
 
 
 def _dict(node) -> Dict[str, Any]:
