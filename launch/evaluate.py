@@ -13,8 +13,8 @@ from ml_collections import config_flags
 from spec_jax import evaluation
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'experiments/evaluate_cartpole.py', 'Config.')
-_EXPORT = flags.DEFINE_string('export', None, 'Export directory (with correctors for mlp/'
-                              'transformer modes).', required=True)
+_EXPORT = flags.DEFINE_string('export', None, 'Export directory (with the correctors that '
+                              'the corrector modes need).', required=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.', required=True)
 
 

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 @dataclasses.dataclass(frozen=True)
 class CorrectorConfig:
-  kind: str = 'mlp'          # 'mlp' (gated two-tower) or 'transformer' (temporal)
+  kind: str = 'mlp'          # a key of REGISTRY: 'mlp' (gated two-tower), 'transformer' (temporal)
   hidden: int = 256          # tower / head width (paper: 256-512)
   history: int = 4           # K mismatch tokens kept (used by the transformer)
   d_model: int = 128
@@ -29,8 +29,8 @@ class CorrectorConfig:
   num_layers: int = 2
 
   def __post_init__(self):
-    if self.kind not in ('mlp', 'transformer'):
-      raise ValueError(f"corrector kind must be 'mlp' or 'transformer', got {self.kind!r}")
+    if self.kind not in REGISTRY:
+      raise ValueError(f'unknown corrector kind {self.kind!r}; known: {kinds()}')
     if self.history < 1 or self.hidden < 1:
       raise ValueError('history and hidden must be >= 1')
     if self.d_model % self.num_heads:
@@ -131,8 +131,7 @@ class Corrector:
 
   @property
   def net(self) -> nn.Module:
-    cls = TwoTowerCorrector if self.cfg.kind == 'mlp' else TemporalCorrector
-    return cls(self.cfg, self.latent_dim, self.action_dim)
+    return REGISTRY[self.cfg.kind](self.cfg, self.latent_dim, self.action_dim)
 
   def init(self, key: jax.Array):
     K, F = self.cfg.history, self.feature_dim
@@ -147,3 +146,27 @@ class Corrector:
   def correct(self, params, history, valid, a_spec) -> jax.Array:
     """Corrected action clip(a_spec + delta, -1, 1)."""
     return jnp.clip(a_spec + self.apply(params, history, valid, a_spec), -1.0, 1.0)
+
+
+# --- registry -----------------------------------------------------------------------------
+# kind -> flax module class built as cls(cfg, latent_dim, action_dim) and called as
+# net(history [K, F], valid [K], a_spec [A]) -> delta [A]. Each kind is also an executor mode
+# (speculation.modes()) and a valid entry of the distillation config's ``kinds``.
+REGISTRY = {'mlp': TwoTowerCorrector, 'transformer': TemporalCorrector}
+
+
+def register(kind: str, cls) -> None:
+  """Adds a corrector architecture under ``kind`` (one line per new architecture)."""
+  if kind in REGISTRY or kind in ('baseline', 'spec'):
+    raise ValueError(f'corrector kind {kind!r} is already taken')
+  REGISTRY[kind] = cls
+
+
+def kinds() -> tuple:
+  """The registered corrector kinds, e.g. ('mlp', 'transformer')."""
+  return tuple(REGISTRY)
+
+
+def needs_corrector(mode: str) -> bool:
+  """True for executor modes that apply a learned corrector."""
+  return mode in REGISTRY

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from spec_jax import correctors as corr_lib
 from spec_jax import reporting
 from spec_jax import speculation as sp
 
@@ -144,7 +145,7 @@ def evaluate_grid(model, params, base_planner, spec_planner, correctors: Dict[st
   must be >= every exec_len). ``correctors`` maps mode -> (Corrector, params)."""
   rows = []
   for p in points:
-    if p.mode in ('mlp', 'transformer') and p.mode not in correctors:
+    if corr_lib.needs_corrector(p.mode) and p.mode not in correctors:
       raise ValueError(f'mode {p.mode!r} needs a corrector; have {sorted(correctors)} '
                        '(run launch/distill.py)')
     cor, cparams = correctors.get(p.mode, (None, None))

@@ -35,7 +35,10 @@ from spec_jax import correctors as corr_lib
 from spec_jax import planner as planner_lib
 from spec_jax import world_model as wm_lib
 
-MODES = ('baseline', 'spec', 'mlp', 'transformer')
+
+def modes() -> tuple:
+  """Executor modes: 'baseline', 'spec' and one per registered corrector kind."""
+  return ('baseline', 'spec') + corr_lib.kinds()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,8 +50,8 @@ class SpecConfig:
   eval_mode: bool = True
 
   def __post_init__(self):
-    if self.mode not in MODES:
-      raise ValueError(f'mode must be one of {MODES}, got {self.mode!r}')
+    if self.mode not in modes():
+      raise ValueError(f'mode must be one of {modes()}, got {self.mode!r}')
     if self.exec_len < 1 or self.history < 1:
       raise ValueError('exec_len and history must be >= 1')
 
@@ -173,7 +176,7 @@ def _finish(state, v: _Verdict, out):
 
 
 def _check(spec_cfg, corrector):
-  if spec_cfg.mode in ('mlp', 'transformer') and corrector is None:
+  if corr_lib.needs_corrector(spec_cfg.mode) and corrector is None:
     raise ValueError(f"mode {spec_cfg.mode!r} needs a corrector")
 
 

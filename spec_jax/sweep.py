@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from spec_jax import correctors as corr_lib
 from spec_jax import reporting
 from spec_jax import speculation as sp
 
@@ -274,7 +275,7 @@ def run(cfg, export_dir: str, workdir: str) -> Dict[str, str]:
     jax.distributed.initialize(cfg.coordinator, cfg.num_processes, cfg.process_id)
   model, params, pcfg, cors, meta = checkpoint.load_with_correctors(export_dir)
   extra = meta['extra']
-  if cfg.mode in ('mlp', 'transformer') and cfg.mode not in cors:
+  if corr_lib.needs_corrector(cfg.mode) and cfg.mode not in cors:
     raise ValueError(f'mode {cfg.mode!r} needs a corrector; export has {sorted(cors)}')
   cor, cparams = cors.get(cfg.mode, (None, None))
   pairs = reporting.resolve_taus(tuple(cfg.taus), tuple(cfg.tau_quantiles),
