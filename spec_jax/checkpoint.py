@@ -178,8 +178,7 @@ def load_agent(directory: str, extra_templates: Optional[Dict[str, Any]] = None
   if missing:
     raise CheckpointError(f'{directory}: export lacks {sorted(missing)}')
   try:
-    with ocp.StandardCheckpointer() as ckptr:
-      trees = ckptr.restore(os.path.join(_abs(directory), 'params'))
+    trees = _restore_on_this_host(os.path.join(_abs(directory), 'params'))
   except Exception as e:  # orbax raises several types for missing/corrupt data
     raise CheckpointError(f'{directory}: could not read parameters: {e}') from e
   for name, template in templates.items():
@@ -190,6 +189,21 @@ def load_agent(directory: str, extra_templates: Optional[Dict[str, Any]] = None
            for k in templates}
   meta['params'] = {k: v for k, v in trees.items() if k != 'world_model'}
   return model, trees['world_model'], planner_cfg, meta
+
+
+def _restore_on_this_host(path: str):
+  """Restores a saved pytree onto this process's default device, whatever device wrote it (an
+  export written on a GPU loads on a CPU-only machine and vice versa): the target is built
+  from the stored array metadata (shapes, dtypes) with a local single-device sharding."""
+  device = jax.local_devices()[0]
+  with ocp.StandardCheckpointer() as ckptr:
+    meta = ckptr.metadata(path)
+    stored = getattr(meta, 'item_metadata', meta)
+    target = jax.tree_util.tree_map(
+        lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype,
+                                       sharding=jax.sharding.SingleDeviceSharding(device)),
+        stored)
+    return ckptr.restore(path, target)
 
 
 def _check_shapes(template, tree, where):

@@ -182,6 +182,21 @@ def test_damaged_metadata_raises_checkpoint_error_naming_the_file(agent, tmp_pat
     checkpoint.load_agent(out)
 
 
+def test_export_written_on_another_device_loads_here(agent, tmp_path):
+  # An export written on a GPU records its arrays' device (cuda:0) in params/_sharding; a
+  # CPU-only machine must still load it (found with the H100 humanoid export).
+  wm, params = agent
+  out = checkpoint.export_agent(str(tmp_path / 'gpu'), wm.cfg, params, PC)
+  sharding = os.path.join(out, 'params', '_sharding')
+  text = open(sharding).read()
+  assert 'cpu:0' in text
+  with open(sharding, 'w') as f:
+    f.write(text.replace('cpu:0', 'cuda:0'))
+  _, loaded, _, _ = checkpoint.load_agent(out)
+  for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(loaded)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 def test_version_1_export_is_migrated(agent, tmp_path):
   import json
   wm, params = agent
