@@ -26,14 +26,21 @@ from spec_jax.envs import dmc  # noqa: E402
 from spec_jax.envs import mjx  # noqa: E402
 
 
-def _median_ms(fn, repeats):
-  jax.block_until_ready(fn(0))  # compile
+def timed_calls(fn, repeats):
+  """(compile + first run s, median s of ``repeats`` further runs); fn(i) returns arrays."""
+  t = time.perf_counter()
+  jax.block_until_ready(fn(0))
+  first = time.perf_counter() - t
   times = []
   for i in range(repeats):
     t = time.perf_counter()
     jax.block_until_ready(fn(i + 1))
-    times.append(1e3 * (time.perf_counter() - t))
-  return statistics.median(times)
+    times.append(time.perf_counter() - t)
+  return first, statistics.median(times)
+
+
+def _median_ms(fn, repeats):
+  return 1e3 * timed_calls(fn, repeats)[1]
 
 
 def planner_latency(size, batch, repeats):

@@ -23,7 +23,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import bench_foundation  # noqa: E402  (planner latency helper)
+import bench_foundation  # noqa: E402  (planner latency and timing helpers)
 
 from spec_jax import agent  # noqa: E402
 from spec_jax import config  # noqa: E402
@@ -39,19 +39,6 @@ def _ints(text):
   return [int(x) for x in text.split(',') if x]
 
 
-def _timed(fn, repeats):
-  """(compile + first run s, median s of ``repeats`` further runs); fn(i) returns arrays."""
-  t = time.perf_counter()
-  jax.block_until_ready(fn(0))
-  first = time.perf_counter() - t
-  times = []
-  for i in range(repeats):
-    t = time.perf_counter()
-    jax.block_until_ready(fn(i + 1))
-    times.append(time.perf_counter() - t)
-  return first, float(np.median(times))
-
-
 def section_planner(args):
   print('\n### Planner latency (plan_batch, official MPPI defaults)\n')
   print('| model | batch | median ms / plan call | ms per env | achieved TFLOP/s |\n'
@@ -65,7 +52,7 @@ def section_planner(args):
 
 
 def section_update(args):
-  """One jitted epoch of TD-MPC2 updates (batch 256, horizon 3) on a random buffer."""
+  """One jitted epoch of TD-MPC2 updates (horizon 3) on a random buffer."""
   print(f'\n### Update step (agent.update_epoch, batch {args.update_batch}, horizon 3)\n')
   print('| model | updates per epoch | compile s | ms per update |\n|---|---|---|---|')
   for size in _ints(args.sizes):
@@ -81,7 +68,7 @@ def section_update(args):
                               jnp.tile(jnp.arange(4, dtype=jnp.int32), (steps, 1)))
     n = args.update_epoch
     fn = lambda i: agent.update_epoch(wm, tcfg, state, buf, jax.random.PRNGKey(i), n)[1]
-    first, med = _timed(fn, max(1, args.repeats // 2))
+    first, med = bench_foundation.timed_calls(fn, max(1, args.repeats // 2))
     print(f'| {size}M | {n} | {first:.1f} | {1e3 * med / n:.2f} |', flush=True)
 
 
@@ -110,7 +97,7 @@ def section_mjx(args):
 
     for batch in _ints(args.env_batches):
       state = env.reset(jax.random.PRNGKey(0), batch)
-      first, med = _timed(lambda i, state=state: run(state, jax.random.PRNGKey(i)), 2)
+      first, med = bench_foundation.timed_calls(lambda i, state=state: run(state, jax.random.PRNGKey(i)), 2)
       agent_sps = batch * steps / med
       print(f'| {impl} | {batch} | {first:.1f} | {agent_sps * env.spec.action_repeat:.0f} | '
             f'{agent_sps:.0f} |', flush=True)
@@ -121,7 +108,8 @@ def section_collect(args):
   print(f'\n### MJX {args.task} with planning in the loop (trainer collection chunk)\n')
   print('| impl | model | batch | compile s | agent steps/s | ms per vector step |\n'
         '|---|---|---|---|---|---|')
-  env = _mjx_env(args.task, args.impls.split(',')[0])
+  impl = args.impls.split(',')[0]
+  env = _mjx_env(args.task, impl)
   steps = args.collect_steps
   for size in _ints(args.collect_sizes):
     wm = world_model.WorldModel(config.model_config(size, env.spec.obs_dim, env.spec.action_dim))
@@ -134,8 +122,8 @@ def section_collect(args):
       ids = jnp.zeros((batch,), jnp.int32)
       fn = lambda i: trainer._mjx_collect(env, wm, pcfg, params, state, pstate, ids,  # noqa
                                           jax.random.PRNGKey(i), steps, False)[1]['reward']
-      first, med = _timed(fn, 2)
-      print(f'| {args.impls.split(",")[0]} | {size}M | {batch} | {first:.1f} | '
+      first, med = bench_foundation.timed_calls(fn, 2)
+      print(f'| {impl} | {size}M | {batch} | {first:.1f} | '
             f'{batch * steps / med:.0f} | {1e3 * med / steps:.1f} |', flush=True)
 
 
@@ -157,6 +145,8 @@ def section_sweep(args):
 
 _SECTIONS = dict(planner=section_planner, update=section_update, mjx=section_mjx,
                  collect=section_collect, sweep=section_sweep)
+
+
 def main():
   p = argparse.ArgumentParser()
   p.add_argument('--smoke', action='store_true', help='tiny sizes for a CPU check')

@@ -10,18 +10,22 @@ from spec_jax import world_model as wm_lib
 _REQUIRED = ('task', 'backend', 'seed', 'model_size', 'episode_length', 'action_repeat')
 
 
-def config_module(here: str, name: str):
-  """The experiment config module ``name`` (e.g. 'dmc_cpu.py') in the directory of the file
-  ``here`` (pass ``__file__``), loaded by path as ml_collections' config_flags loads configs,
-  so a variant config can build on its base: ``config_module(__file__, 'dmc_cpu.py')
-  .get_config()``. Raises FileNotFoundError naming the path if it does not exist."""
-  path = os.path.join(os.path.dirname(os.path.abspath(here)), name)
+def load_module(path: str):
+  """Loads the Python file ``path`` as a module, as ml_collections' config_flags loads
+  experiment configs. Raises FileNotFoundError naming the path if it does not exist."""
   if not os.path.isfile(path):
-    raise FileNotFoundError(f'base config {path} not found')
-  spec = importlib.util.spec_from_file_location(os.path.splitext(name)[0], path)
+    raise FileNotFoundError(f'config {path} not found')
+  spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
+
+
+def config_module(here: str, name: str):
+  """The experiment config module ``name`` (e.g. 'dmc_cpu.py') in the directory of the file
+  ``here`` (pass ``__file__``), so a variant config can build on its base:
+  ``config_module(__file__, 'dmc_cpu.py').get_config()``."""
+  return load_module(os.path.join(os.path.dirname(os.path.abspath(here)), name))
 
 
 def _dict(node) -> Dict[str, Any]:

@@ -82,10 +82,7 @@ class Checkpointer:
     path = os.path.join(self.directory, str(step), name)
     if step is None or not os.path.isdir(path):
       return None
-    with ocp.StandardCheckpointer() as ckptr:
-      md = ckptr.metadata(path)
-    tree = getattr(md, 'item_metadata', md)
-    return jax.tree_util.tree_map(lambda x: tuple(x.shape), dict(tree))
+    return jax.tree_util.tree_map(lambda x: tuple(x.shape), dict(_stored_metadata(path)))
 
   def close(self) -> None:
     self._mngr.close()
@@ -191,18 +188,21 @@ def load_agent(directory: str, extra_templates: Optional[Dict[str, Any]] = None
   return model, trees['world_model'], planner_cfg, meta
 
 
+def _stored_metadata(path: str):
+  """The tree of array metadata (shape, dtype, stored sharding) of a saved pytree."""
+  with ocp.StandardCheckpointer() as ckptr:
+    meta = ckptr.metadata(path)
+  return getattr(meta, 'item_metadata', meta)
+
+
 def _restore_on_this_host(path: str):
   """Restores a saved pytree onto this process's default device, whatever device wrote it (an
   export written on a GPU loads on a CPU-only machine and vice versa): the target is built
   from the stored array metadata (shapes, dtypes) with a local single-device sharding."""
-  device = jax.local_devices()[0]
+  local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  target = jax.tree_util.tree_map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=local),
+                                  _stored_metadata(path))
   with ocp.StandardCheckpointer() as ckptr:
-    meta = ckptr.metadata(path)
-    stored = getattr(meta, 'item_metadata', meta)
-    target = jax.tree_util.tree_map(
-        lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype,
-                                       sharding=jax.sharding.SingleDeviceSharding(device)),
-        stored)
     return ckptr.restore(path, target)
 
 

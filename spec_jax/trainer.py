@@ -99,7 +99,7 @@ def evaluate(model, params, planner_cfg, env, num_episodes: int, key: jax.Array)
 
 def _out_of_time(cfg, start: float) -> bool:
   """True once this process's training loop has run ``cfg.wall_minutes`` (0 or absent: no
-  limit) since ``start`` (time.monotonic). Checked after each chunk (an episode on dm_control,
+  limit) since ``start`` (time.monotonic, the progress clock). Checked after each chunk (an episode on dm_control,
   ``chunk_steps`` vector steps on MJX), so a stop overshoots by up to one chunk plus its
   evaluation, and the final checkpoint and export come on top: leave that margin."""
   limit = float(cfg.get('wall_minutes', 0) or 0)
@@ -109,10 +109,10 @@ def _out_of_time(cfg, start: float) -> bool:
 class _Progress:
 
   def __init__(self, total: int, start: int):
-    self.total, self.start, self.t0 = total, start, time.time()
+    self.total, self.start, self.t0 = total, start, time.monotonic()
 
   def line(self, step: int, extra: str) -> str:
-    elapsed = time.time() - self.t0
+    elapsed = time.monotonic() - self.t0
     sps = (step - self.start) / max(elapsed, 1e-9)
     eta = (self.total - step) / max(sps, 1e-9)
     return (f'agent step {step}/{self.total} ({100.0 * step / self.total:.1f}%) | {extra} | '
@@ -249,7 +249,7 @@ class _Loop:
 
   def after_chunk(self, run, buf, prev_step: int, train_metrics, returns, progress) -> None:
     row = dict(**self.units(run), episode=int(run.episode),
-               wall_s=round(time.time() - progress.t0, 2))
+               wall_s=round(time.monotonic() - progress.t0, 2))
     if returns:
       row['episode_return'] = float(np.mean(returns))
     if train_metrics is not None:
@@ -267,7 +267,7 @@ class _Loop:
 
   def run(self, run, buf):
     progress = _Progress(self.cfg.steps, int(run.agent_step))
-    start, timed_out = time.monotonic(), False
+    timed_out = False
     interrupted = {'flag': False}
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, lambda *_: interrupted.__setitem__('flag', True))
@@ -276,7 +276,7 @@ class _Loop:
         prev_step = int(run.agent_step)
         run, buf, train_metrics, returns = self.chunk(run, buf)
         self.after_chunk(run, buf, prev_step, train_metrics, returns, progress)
-        if _out_of_time(self.cfg, start):
+        if _out_of_time(self.cfg, progress.t0):
           timed_out = True
           logging.warning('wall_minutes=%s reached at agent step %d: checkpoint and export; '
                           'rerun to continue', self.cfg.wall_minutes, int(run.agent_step))

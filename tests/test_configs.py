@@ -1,6 +1,5 @@
 """Every experiment config loads; variants build on their base through builders.config_module."""
 import glob
-import importlib.util
 import os
 
 import pytest
@@ -13,10 +12,7 @@ CONFIGS = sorted(f for f in glob.glob(os.path.join(ROOT, 'experiments', '*.py'))
 
 
 def _load(path):
-  spec = importlib.util.spec_from_file_location('cfg', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+  return builders.load_module(path).get_config()
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=[os.path.basename(p) for p in CONFIGS])

@@ -1,6 +1,5 @@
 """End to end: a few hundred steps of the tiny config, losses, checkpoints, resume, export."""
 import csv
-import importlib.util
 import os
 
 import jax
@@ -8,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from spec_jax import builders
 from spec_jax import checkpoint
 from spec_jax import planner
 from spec_jax import replay
@@ -17,10 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def load_config(name):
-  spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, 'experiments', f'{name}.py'))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+  return builders.load_module(os.path.join(ROOT, 'experiments', f'{name}.py')).get_config()
 
 
 def _rows(workdir):
