@@ -3,7 +3,9 @@
   pip install -e '.[torch]'
   python launch/convert_checkpoint.py --checkpoint humanoid-walk-5.pt --out exports/hw5 \
       --task humanoid-walk
-The model size is inferred from the tensor shapes; unknown or missing keys are listed.
+The layout (first-release / tensordict-2024 / tensordict, multitask, termination head) is
+detected and printed with the model size and task count; unknown or missing keys are listed and
+unsupported layouts refused by name. First-release multitask files need --action_dims.
 """
 from absl import app
 from absl import flags
@@ -17,11 +19,24 @@ _OUT = flags.DEFINE_string('out', None, 'Export directory to write.', required=T
 _TASK = flags.DEFINE_string('task', 'humanoid-walk', 'Task the agent was trained on.')
 _EPISODE_LENGTH = flags.DEFINE_integer('episode_length', 500, 'Agent steps per episode.')
 _ACTION_REPEAT = flags.DEFINE_integer('action_repeat', 2, 'Action repeat.')
+_ACTION_DIMS = flags.DEFINE_list('action_dims', None, 'Multitask: action dim of each task, in '
+                                 'training order (needed when the file has no _action_masks).')
+_TASK_EPISODE_LENGTHS = flags.DEFINE_list('task_episode_lengths', None,
+                                          'Multitask: episode length of each task (discounts).')
+_EPISODIC = flags.DEFINE_enum('episodic', 'auto', ['auto', 'true', 'false'],
+                              'Use the termination head (auto: when the file has one).')
 
 
 def main(argv):
   del argv
-  cfg, params, _ = convert.convert_state_dict(convert.load_torch_state_dict(_CKPT.value))
+  sd = convert.load_torch_state_dict(_CKPT.value)
+  layout = convert.detect_layout(sd)
+  print(f'detected layout: {layout.describe()}')
+  lengths = [int(x) for x in _TASK_EPISODE_LENGTHS.value or []]
+  cfg, params, _ = convert.convert_state_dict(
+      sd, action_dims=[int(x) for x in _ACTION_DIMS.value] if _ACTION_DIMS.value else None,
+      task_discounts=[config.discount_for_episode(n) for n in lengths],
+      episodic=None if _EPISODIC.value == 'auto' else _EPISODIC.value == 'true')
   pcfg = config.planner_config(cfg.action_dim, _EPISODE_LENGTH.value)
   out = checkpoint.export_agent(
       _OUT.value, cfg, params, pcfg,
@@ -29,7 +44,9 @@ def main(argv):
                  action_repeat=_ACTION_REPEAT.value, backend='dmc',
                  source=f'official TD-MPC2 checkpoint {_CKPT.value}',
                  model_size=convert.model_size_name(cfg)))
-  print(f'model size {convert.model_size_name(cfg)} ({cfg}); exported to {out}')
+  tasks = f', {cfg.num_tasks} tasks' if cfg.multitask else ''
+  print(f'model size {convert.model_size_name(cfg)}{tasks}, episodic={cfg.episodic} ({cfg}); '
+        f'exported to {out}')
 
 
 if __name__ == '__main__':

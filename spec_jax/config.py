@@ -5,7 +5,7 @@ dataclasses so they can be passed to ``jax.jit`` as static arguments. Sweepable 
 (MPPI temperature, speculation threshold tau) are passed to the jitted functions as arrays.
 """
 import dataclasses
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 # Official TD-MPC2 model sizes (millions of parameters -> architecture overrides).
 MODEL_SIZES: Dict[int, Dict[str, int]] = {
@@ -39,8 +39,30 @@ class ModelConfig:
   dropout: float = 0.01
   log_std_min: float = -10.0
   log_std_max: float = 2.0
+  # Multitask (official mt30/mt80): task embedding [num_tasks, task_dim] (max_norm 1) appended to
+  # every network input; obs_dim / action_dim are the largest task's (observations zero-padded);
+  # action_dims[t] = task t's action dimension (action mask); task_discounts[t] its discount
+  # (planner; empty -> PlannerConfig.discount for every task).
+  num_tasks: int = 0
+  task_dim: int = 0
+  action_dims: Tuple[int, ...] = ()
+  task_discounts: Tuple[float, ...] = ()
+  # Episodic models carry a termination head (official cfg.episodic).
+  episodic: bool = False
 
   def __post_init__(self):
+    object.__setattr__(self, 'action_dims', tuple(int(a) for a in self.action_dims))
+    object.__setattr__(self, 'task_discounts', tuple(float(d) for d in self.task_discounts))
+    _require((self.num_tasks > 0) == (self.task_dim > 0),
+             f'num_tasks ({self.num_tasks}) and task_dim ({self.task_dim}) must both be > 0 '
+             '(multitask) or both 0')
+    _require(len(self.action_dims) == self.num_tasks and
+             all(1 <= a <= self.action_dim for a in self.action_dims),
+             f'action_dims must give 1..{self.action_dim} for each of the {self.num_tasks} tasks, '
+             f'got {self.action_dims}')
+    _require(len(self.task_discounts) in (0, self.num_tasks) and
+             all(0 < d <= 1 for d in self.task_discounts),
+             f'task_discounts must be empty or {self.num_tasks} values in (0, 1]')
     for name in ('obs_dim', 'action_dim', 'latent_dim', 'enc_dim', 'mlp_dim'):
       _require(int(getattr(self, name)) > 0, f'ModelConfig.{name} must be > 0, got {getattr(self, name)}')
     _require(self.num_enc_layers >= 1, f'num_enc_layers must be >= 1, got {self.num_enc_layers}')
@@ -51,6 +73,10 @@ class ModelConfig:
              f'latent_dim ({self.latent_dim}) must be divisible by simnorm_dim ({self.simnorm_dim})')
     _require(0.0 <= self.dropout < 1.0, f'dropout must be in [0, 1), got {self.dropout}')
     _require(self.log_std_max > self.log_std_min, 'log_std_max must exceed log_std_min')
+
+  @property
+  def multitask(self) -> bool:
+    return self.num_tasks > 0
 
   @property
   def bin_size(self) -> float:

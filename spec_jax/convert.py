@@ -1,23 +1,40 @@
 """Official TD-MPC2 (PyTorch) checkpoints -> spec_jax parameters.
 
-The official file is ``torch.save({"model": state_dict})`` of the WorldModel. Layout read here:
-``_encoder.state.{i}``, ``_dynamics.{i}``, ``_reward.{i}``, ``_pi.{i}`` (NormedLinear layers:
-weight [out, in], bias, ln.weight, ln.bias; the reward/pi output layers are plain Linear) and the
-Q ensemble stored stacked through tensordict: ``_Qs.params.{layer}.{weight|bias|ln.weight|ln.bias}``
-with a leading member axis (``_detach_Qs_params`` is the same data; ``_target_Qs_params`` the
-target copy). Checkpoints from the older API (``_Qs.params.{n}`` flat numbering) are renamed
-first. Single-task, non-episodic models only; the architecture is inferred from the shapes.
-torch is needed only by ``load_torch_state_dict``.
+The official file is ``torch.save({"model": state_dict})`` of the WorldModel. Every layout the
+public code (nicklashansen/tdmpc2) has saved is recognised by ``detect_layout``:
+
+* ``first-release`` (b67b21c, 2023-10-25, until 2024-09; also the 2024-01 episodic-rl branch):
+  functorch Ensemble, Q members stacked in a flat ParameterList ``_Qs.params.{n}`` /
+  ``_target_Qs.params.{n}`` (4 tensors per layer: weight, bias, ln.weight, ln.bias; the last
+  layer 2); no log_std buffers; multitask files hold ``_task_emb.weight`` but NOT the action
+  masks (a plain attribute then), so the per-task action dimensions must be supplied.
+* ``tensordict-2024`` (603b67c, 2024-09-25, until ae42389^): tensordict-stacked Q parameters
+  ``_Qs.params.{layer}.{field}`` with copies ``_detach_Qs_params``, ``_target_Qs_params`` and
+  ``_detach_Qs.params`` / ``_target_Qs.params``; log_std buffers; ``_action_masks`` (multitask).
+* ``tensordict`` (ae42389, 2025-01-20, to the current head): as above without the
+  ``_detach_Qs.params`` / ``_target_Qs.params`` duplicates.
+
+Optional parts: ``_task_emb`` (multitask), a termination head ``_terminated`` (episodic-rl
+branch 2024-01 and add30b5) or ``_termination`` (81eb170, 2025-04-08, on; present in every file
+until 38b31a5, 2025-05-02, and only in episodic ones after). Pixel encoders (``_encoder.rgb``)
+and layouts no public revision saves (nested ``_dynamics.0.0`` names) are refused with what is
+missing. The architecture is inferred from the shapes; torch is needed only by
+``load_torch_state_dict``.
 """
+import dataclasses
 import re
-from typing import Any, Dict, Mapping, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from spec_jax import config as config_lib
 
 _LAYER_FIELDS = ('weight', 'bias', 'ln.weight', 'ln.bias')
-_IGNORED = re.compile(r'^(_detach_Qs_params\..*|.*__batch_size|.*__device|log_std_min|log_std_dif)$')
+_IGNORED = re.compile(r'^(_detach_Qs_params\..*|_(detach|target)_Qs\.params\..*|.*__batch_size|'
+                      r'.*__device|log_std_min|log_std_dif|_action_masks|_Qs\.module\..*|'
+                      r'_(detach|target)_Qs\.module\..*)$')
+_TERM_PREFIXES = ('_termination', '_terminated')
+_HEADS = ('_encoder.state', '_dynamics', '_reward', '_pi') + _TERM_PREFIXES
 
 
 class ConversionError(ValueError):
@@ -39,6 +56,69 @@ def load_torch_state_dict(path: str) -> Dict[str, np.ndarray]:
     if isinstance(v, torch.Tensor) and v.device.type != 'meta':
       out[k] = v.detach().cpu().float().numpy()
   return out
+
+
+LAYOUTS = {
+    'first-release': 'functorch Ensemble, flat _Qs.params.{n} (b67b21c 2023-10-25 .. 2024-09)',
+    'tensordict-2024': 'tensordict Q params + _detach_Qs.params/_target_Qs.params copies '
+                       '(603b67c 2024-09-25 .. 2025-01-20)',
+    'tensordict': 'tensordict Q params, _detach_Qs_params/_target_Qs_params '
+                  '(ae42389 2025-01-20 .. current)',
+}
+_NESTED = re.compile(r'^_(encoder\.state|dynamics|reward|pi|termination|terminated)\.\d+\.\d+\.')
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+  """What ``detect_layout`` found in a state dict."""
+  name: str                    # a key of LAYOUTS
+  num_tasks: int               # 0 for single-task
+  termination: Optional[str]   # key prefix of the termination head, or None
+  action_masks: bool           # '_action_masks' stored (multitask, tensordict layouts)
+
+  @property
+  def multitask(self) -> bool:
+    return self.num_tasks > 0
+
+  def describe(self) -> str:
+    parts = [f'{self.name} ({LAYOUTS[self.name]})']
+    if self.multitask:
+      parts.append(f'multitask, {self.num_tasks} tasks')
+    if self.termination:
+      parts.append(f'termination head {self.termination}')
+    return ', '.join(parts)
+
+
+def detect_layout(sd: Mapping[str, Any]) -> Layout:
+  """Names the official layout of a state dict; ConversionError for unsupported ones."""
+  nested = sorted(k for k in sd if _NESTED.match(k))
+  if nested:
+    raise ConversionError(
+        f"layout 'nested-sequential' (keys such as {nested[:3]}) is not supported: no public "
+        'TD-MPC2 revision saves nested module names, so which sub-index holds the Linear, the '
+        'LayerNorm and the activation is unknown; supporting it needs the code (module '
+        'definition) that wrote the file. No mapping is guessed (a naive rename is reported to '
+        'score 1.3 where the published agent scores 893).')
+  rgb = sorted(k for k in sd if k.startswith('_encoder.rgb.'))
+  if rgb:
+    raise ConversionError(f"layout 'pixel encoder' (keys such as {rgb[:2]}) is not supported: "
+                          'spec_jax has no convolutional (rgb) encoder; state observations only.')
+  if any(re.fullmatch(r'_(target_)?Qs\.params\.\d+', k) for k in sd):
+    name = 'first-release'
+  elif any(k.startswith(('_detach_Qs.params.', '_target_Qs.params.')) for k in sd):
+    name = 'tensordict-2024'
+  elif any(re.fullmatch(r'_Qs\.params\.\d+\..+', k) for k in sd):
+    name = 'tensordict'
+  else:
+    raise ConversionError('not an official TD-MPC2 WorldModel: missing keys: no Q ensemble '
+                          f'(_Qs.params.*); first keys: {sorted(sd)[:8]}')
+  term = [p for p in _TERM_PREFIXES if any(k.startswith(p + '.') for k in sd)]
+  emb = sd.get('_task_emb.weight')
+  if emb is not None and np.ndim(emb) != 2:
+    raise ConversionError(f'_task_emb.weight must be [num_tasks, task_dim] (multitask), got shape '
+                          f'{np.shape(emb)}')
+  return Layout(name=name, num_tasks=0 if emb is None else int(np.shape(emb)[0]),
+                termination=term[0] if term else None, action_masks='_action_masks' in sd)
 
 
 def _upgrade_old_api(sd: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
@@ -64,8 +144,31 @@ def _layer_indices(sd, prefix):
   return sorted(idx)
 
 
-def infer_config(sd: Dict[str, np.ndarray], simnorm_dim: int = 8) -> config_lib.ModelConfig:
+def _task_action_dims(sd, layout: Layout, action_dims) -> Tuple[int, ...]:
+  """Per-task action dimensions: from the stored prefix masks, else from ``action_dims``."""
+  if layout.action_masks:
+    masks = np.asarray(sd['_action_masks'])
+    stored = tuple(int(m.sum()) for m in masks)
+    prefix = np.arange(masks.shape[1])[None] < np.asarray(stored)[:, None]
+    if masks.shape[0] != layout.num_tasks or not np.array_equal(masks, prefix):
+      raise ConversionError(f'_action_masks {masks.shape} is not one prefix mask per task')
+    if action_dims is not None and tuple(action_dims) != stored:
+      raise ConversionError(f'action_dims {tuple(action_dims)} differ from the stored masks '
+                            f'{stored}')
+    return stored
+  if action_dims is None:
+    raise ConversionError(
+        f'{layout.name} multitask checkpoint without _action_masks (that revision did not save '
+        f'them): pass action_dims, the action dimension of each of the {layout.num_tasks} tasks '
+        'in the training task order')
+  return tuple(action_dims)
+
+
+def infer_config(sd: Dict[str, np.ndarray], simnorm_dim: int = 8, layout: Optional[Layout] = None,
+                 action_dims: Optional[Sequence[int]] = None, task_discounts: Sequence[float] = (),
+                 episodic: Optional[bool] = None) -> config_lib.ModelConfig:
   """ModelConfig from tensor shapes (obs/action dims, widths, layers, ensemble size, bins)."""
+  layout = layout or detect_layout(sd)
   need = ['_encoder.state.0.weight', '_dynamics.0.weight', '_dynamics.2.weight',
           '_reward.2.weight', '_Qs.params.0.weight', '_pi.0.weight']
   missing = [k for k in need if k not in sd]
@@ -73,16 +176,27 @@ def infer_config(sd: Dict[str, np.ndarray], simnorm_dim: int = 8) -> config_lib.
     raise ConversionError(f'not a single-task state-observation TD-MPC2 WorldModel; missing keys: '
                           f'{missing}')
   latent = sd['_dynamics.2.weight'].shape[0]
-  kw = dict(obs_dim=sd['_encoder.state.0.weight'].shape[1],
-            action_dim=sd['_dynamics.0.weight'].shape[1] - latent, latent_dim=latent,
+  task_dim = int(sd['_task_emb.weight'].shape[1]) if layout.multitask else 0
+  kw = dict(obs_dim=sd['_encoder.state.0.weight'].shape[1] - task_dim,
+            action_dim=sd['_dynamics.0.weight'].shape[1] - latent - task_dim, latent_dim=latent,
             enc_dim=sd['_encoder.state.0.weight'].shape[0], mlp_dim=sd['_dynamics.0.weight'].shape[0],
             num_enc_layers=len(_layer_indices(sd, '_encoder.state')),
             num_q=sd['_Qs.params.0.weight'].shape[0], num_bins=sd['_reward.2.weight'].shape[0],
-            simnorm_dim=simnorm_dim)
+            simnorm_dim=simnorm_dim, num_tasks=layout.num_tasks, task_dim=task_dim,
+            episodic=bool(layout.termination) if episodic is None else episodic)
+  if kw['episodic'] and not layout.termination:
+    raise ConversionError('episodic=True but the state dict has no termination head '
+                          f'(missing keys {_TERM_PREFIXES[0]}.*)')
+  if layout.multitask:
+    kw['action_dims'] = _task_action_dims(sd, layout, action_dims)
+    kw['task_discounts'] = tuple(task_discounts)
   if 'log_std_min' in sd and 'log_std_dif' in sd:
     kw['log_std_min'] = float(sd['log_std_min'])
     kw['log_std_max'] = float(sd['log_std_min'] + sd['log_std_dif'])
-  return config_lib.ModelConfig(**kw)
+  try:
+    return config_lib.ModelConfig(**kw)
+  except ValueError as e:
+    raise ConversionError(str(e)) from e
 
 
 def model_size_name(cfg: config_lib.ModelConfig):
@@ -116,31 +230,55 @@ def _mlp(sd, prefix, n_hidden, out_ln, used):
   return p
 
 
-def convert_state_dict(state_dict: Mapping[str, Any], simnorm_dim: int = 8
+def _check_copies(sd):
+  """The stored Q copies (_detach_Qs_params, and _detach_Qs.params / _target_Qs.params in the
+  2024 layout) must equal the tensors they copy."""
+  twins = {'_detach_Qs_params.': '_Qs.params.', '_detach_Qs.params.': '_Qs.params.',
+           '_target_Qs.params.': '_target_Qs_params.'}
+  for k in sd:
+    for copy, src in twins.items():
+      if k.startswith(copy):
+        twin = src + k[len(copy):]
+        if twin not in sd:
+          raise ConversionError(f'missing keys: {twin!r} (copied by {k!r})')
+        if not np.array_equal(sd[twin], sd[k]):
+          raise ConversionError(f'{k} differs from {twin} (corrupt checkpoint?)')
+
+
+def convert_state_dict(state_dict: Mapping[str, Any], simnorm_dim: int = 8,
+                       action_dims: Optional[Sequence[int]] = None,
+                       task_discounts: Sequence[float] = (), episodic: Optional[bool] = None
                        ) -> Tuple[config_lib.ModelConfig, Dict[str, Any], Dict[str, Any]]:
-  """Official state dict -> (ModelConfig, params, target_qs). Raises ConversionError listing
-  unknown or missing keys."""
-  sd = _upgrade_old_api({k: np.asarray(v) for k, v in state_dict.items()})
-  unsupported = [k for k in sd if k.startswith(('_task_emb', '_action_masks', '_termination'))]
-  if unsupported:
-    raise ConversionError(f'multitask / episodic checkpoints are not supported (keys '
-                          f'{sorted(unsupported)[:6]})')
-  cfg = infer_config(sd, simnorm_dim)
+  """Official state dict (any layout of ``detect_layout``) -> (ModelConfig, params, target_qs).
+
+  Args: action_dims: per-task action dimensions, needed for first-release multitask files (the
+  masks were not saved); task_discounts: per-task planning discounts (multitask); episodic:
+  None = use a termination head when one is stored (files from add30b5..38b31a5 store one even
+  when not episodic: pass False for those). Raises ConversionError listing unknown or missing
+  keys, or naming an unsupported layout.
+  """
+  sd = {k: np.asarray(v) for k, v in state_dict.items()}
+  layout = detect_layout(sd)
+  sd = _upgrade_old_api(sd)
+  cfg = infer_config(sd, simnorm_dim, layout, action_dims, task_discounts, episodic)
   used = set()
-  n_enc = cfg.num_enc_layers - 1 if cfg.num_enc_layers > 1 else 1
-  params = dict(encoder=_mlp(sd, '_encoder.state', max(n_enc, 1), True, used),
+  n_enc = max(cfg.num_enc_layers - 1, 1)
+  params = dict(encoder=_mlp(sd, '_encoder.state', n_enc, True, used),
                 dynamics=_mlp(sd, '_dynamics', 2, True, used),
                 reward=_mlp(sd, '_reward', 2, False, used),
                 pi=_mlp(sd, '_pi', 2, False, used),
                 Qs=_mlp(sd, '_Qs.params', 2, False, used))
+  if layout.termination:
+    term = _mlp(sd, layout.termination, 2, False, used)
+    if cfg.episodic:
+      params['termination'] = term
+  if layout.multitask:
+    params['task_emb'] = np.asarray(sd['_task_emb.weight'], np.float32)
+    used.add('_task_emb.weight')
   has_target = any(k.startswith('_target_Qs_params.') for k in sd)
   target = _mlp(sd, '_target_Qs_params', 2, False, used) if has_target else params['Qs']
   unknown = sorted(k for k in sd if k not in used and not _IGNORED.match(k))
   if unknown:
-    raise ConversionError(f'unknown keys in the state dict: {unknown}')
-  for k in sd:
-    if k.startswith('_detach_Qs_params.'):
-      twin = '_Qs.params.' + k[len('_detach_Qs_params.'):]
-      if twin in sd and not np.array_equal(sd[twin], sd[k]):
-        raise ConversionError(f'{k} differs from {twin} (corrupt checkpoint?)')
+    raise ConversionError(f'unknown keys in the state dict ({layout.name} layout): {unknown}')
+  _check_copies(sd)
   return cfg, params, target

@@ -60,38 +60,55 @@ def draw_noise(model: wm_lib.WorldModel, cfg: config_lib.PlannerConfig,
 
 def estimate_value(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerConfig,
                    z: jax.Array, actions: jax.Array, pi_eps: jax.Array,
-                   q_idx: jax.Array) -> jax.Array:
+                   q_idx: jax.Array, task=None) -> jax.Array:
   """Value of action sequences. z [N, Z], actions [H, N, A], pi_eps [N, A] -> [N].
 
-  sum_t discount^t r_hat_t + discount^H * Q_avg(z_H, pi(z_H)), Q_avg over members q_idx [2].
+  sum_t discount^t (1 - done_t) r_hat_t + discount^H (1 - done_H) Q_avg(z_H, pi(z_H)), Q_avg
+  over members q_idx [2]. done_t = 1 once an episodic model's termination(z_s) > 0.5 for some
+  s <= t (always 0 otherwise). ``task`` (multitask): conditions every head and picks the
+  task's discount (ModelConfig.task_discounts, else cfg.discount).
   """
-  def step(carry, a_t):
-    z_t, ret, disc = carry
-    r = model.reward(params, z_t, a_t)
-    return (model.next(params, z_t, a_t), ret + disc * r, disc * cfg.discount), None
+  tk = _task_kw(task)
+  gamma = cfg.discount if task is None else model.discount(task, cfg.discount)
 
-  init = (z, jnp.zeros(z.shape[0]), jnp.ones(()))
-  (z_h, ret, disc), _ = jax.lax.scan(step, init, actions)
-  a_h, _ = model.pi_with_noise(params, z_h, pi_eps)
-  return ret + disc * model.q_pair_idx(params['Qs'], z_h, a_h, q_idx, reduce='avg')
+  def step(carry, a_t):
+    z_t, ret, disc, done = carry
+    r = model.reward(params, z_t, a_t, **tk)
+    z_next = model.next(params, z_t, a_t, **tk)
+    ret = ret + disc * (1.0 - done) * r
+    if getattr(model.cfg, 'episodic', False):
+      done = jnp.minimum(done + (model.termination(params, z_next, **tk) > 0.5), 1.0)
+    return (z_next, ret, disc * gamma, done), None
+
+  init = (z, jnp.zeros(z.shape[0]), jnp.ones(()), jnp.zeros(z.shape[0]))
+  (z_h, ret, disc, done), _ = jax.lax.scan(step, init, actions)
+  a_h, _ = model.pi_with_noise(params, z_h, pi_eps, **tk)
+  emb_kw = {} if task is None else {'emb': model.task_emb(params, task)}
+  q = model.q_pair_idx(params['Qs'], z_h, a_h, q_idx, reduce='avg', **emb_kw)
+  return ret + disc * (1.0 - done) * q
+
+
+def _task_kw(task):
+  """Head keyword arguments: none without a task id (single-task and duck-typed models)."""
+  return {} if task is None else {'task': task}
 
 
 def policy_rollout(model: wm_lib.WorldModel, params, z: jax.Array,
-                   pi_eps: jax.Array) -> jax.Array:
+                   pi_eps: jax.Array, task=None) -> jax.Array:
   """Policy-prior actions rolled out through the dynamics. z [P, Z], pi_eps [H, P, A] -> [H, P, A]."""
   def step(z_t, eps):
-    a, _ = model.pi_with_noise(params, z_t, eps)
-    return model.next(params, z_t, a), a
+    a, _ = model.pi_with_noise(params, z_t, eps, **_task_kw(task))
+    return model.next(params, z_t, a, **_task_kw(task)), a
 
   _, actions = jax.lax.scan(step, z, pi_eps)
   return actions
 
 
 def rollout_latents(model: wm_lib.WorldModel, params, z0: jax.Array,
-                    actions: jax.Array) -> jax.Array:
+                    actions: jax.Array, task=None) -> jax.Array:
   """z0 [Z], actions [H, A] -> latents [H+1, Z] (z0 first)."""
   def step(z, a):
-    z_next = model.next(params, z, a)
+    z_next = model.next(params, z, a, **_task_kw(task))
     return z_next, z_next
 
   _, zs = jax.lax.scan(step, z0, actions)
@@ -155,31 +172,35 @@ def plan_flops(model_cfg: config_lib.ModelConfig, cfg: config_lib.PlannerConfig)
 @functools.partial(jax.jit, static_argnames=('model', 'cfg', 'eval_mode'))
 def plan(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerConfig, state: PlannerState,
          obs: jax.Array, key: jax.Array, t0: jax.Array, eval_mode: bool = False,
-         temperature=None, shift=1):
+         temperature=None, shift=1, task=None):
   """One MPPI plan from observation ``obs`` [O].
 
   Args: t0 (traced bool) resets the warm start; temperature (traced scalar, default
   cfg.temperature); shift (traced int, default 1): steps executed since the previous plan,
-  by which its mean is advanced for the warm start (see ``warm_start``).
+  by which its mean is advanced for the warm start (see ``warm_start``); task (traced int,
+  multitask models only): the task id (see ``plan_with_noise``).
   Returns (PlanResult, new PlannerState).
   """
   return plan_with_noise(model, params, cfg, state, obs, draw_noise(model, cfg, key), t0,
-                         eval_mode, temperature, shift)
+                         eval_mode, temperature, shift, task)
 
 
 @functools.partial(jax.jit, static_argnames=('model', 'cfg', 'eval_mode'))
 def plan_with_noise(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerConfig,
                     state: PlannerState, obs: jax.Array, noise: PlanNoise, t0,
-                    eval_mode: bool = False, temperature=None, shift=1):
-  """``plan`` with every random draw given explicitly (see PlanNoise)."""
+                    eval_mode: bool = False, temperature=None, shift=1, task=None):
+  """``plan`` with every random draw given explicitly (see PlanNoise). Multitask models take
+  ``task`` (obs zero-padded to obs_dim): sampled actions, mean and std are masked to the task's
+  action dimensions as in the official planner, and the task's discount is used."""
   _check_plan_inputs(model, cfg, obs, state)
   noise = jax.tree_util.tree_map(jnp.asarray, noise)
   temperature = jnp.asarray(cfg.temperature if temperature is None else temperature, jnp.float32)
   H, N, P, A, E = (cfg.horizon, cfg.num_samples, cfg.num_pi_trajs, model.cfg.action_dim,
                    cfg.num_elites)
-  z0 = model.encode(params, obs)
+  z0 = model.encode(params, obs, **_task_kw(task))
+  mask = None if task is None else model.action_mask(task)                  # [A] or None
   pi_actions = policy_rollout(model, params, jnp.broadcast_to(z0, (P, z0.shape[-1])),
-                              noise.pi_eps) if P > 0 else jnp.zeros((H, 0, A))
+                              noise.pi_eps, task) if P > 0 else jnp.zeros((H, 0, A))
   z = jnp.broadcast_to(z0, (N, z0.shape[-1]))
   mean = warm_start(state.prev_mean, shift, t0)
   std = jnp.full((H, A), cfg.max_std)
@@ -188,8 +209,14 @@ def plan_with_noise(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerCon
     mean, std, _, _, _ = carry
     sampled = jnp.clip(mean[:, None] + std[:, None] * noise.sample[i], -1.0, 1.0)
     actions = jnp.concatenate([pi_actions, sampled], axis=1)
-    value = estimate_value(model, params, cfg, z, actions, noise.value_pi_eps[i], noise.q_idx[i])
-    return _mppi_update(cfg, value, actions, temperature)
+    if mask is not None:
+      actions = actions * mask
+    value = estimate_value(model, params, cfg, z, actions, noise.value_pi_eps[i], noise.q_idx[i],
+                           task)
+    mean, std, elite_actions, elite_value, score = _mppi_update(cfg, value, actions, temperature)
+    if mask is not None:
+      mean, std = mean * mask, std * mask
+    return mean, std, elite_actions, elite_value, score
 
   init = (mean, std, jnp.zeros((H, E, A)), jnp.zeros((E,)), jnp.ones((E,)) / E)
   mean, std, elite_actions, elite_value, score = jax.lax.fori_loop(
@@ -201,7 +228,7 @@ def plan_with_noise(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerCon
     first = first + std[0] * noise.act
   first = jnp.clip(first, -1.0, 1.0)
   chosen = chosen.at[0].set(first)
-  latents = rollout_latents(model, params, z0, chosen)
+  latents = rollout_latents(model, params, z0, chosen, task)
   result = PlanResult(action=first, actions=chosen, latents=latents, mean=mean, std=std,
                       value=elite_value[idx])
   return result, PlannerState(prev_mean=mean)
@@ -210,8 +237,9 @@ def plan_with_noise(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerCon
 @functools.partial(jax.jit, static_argnames=('model', 'cfg', 'eval_mode'))
 def plan_batch(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerConfig,
                state: PlannerState, obs: jax.Array, key: jax.Array, t0: jax.Array,
-               eval_mode: bool = False, temperature=None):
-  """``plan`` vmapped over environments: obs [B, O], state.prev_mean [B, H, A], t0 [B].
+               eval_mode: bool = False, temperature=None, task=None):
+  """``plan`` vmapped over environments: obs [B, O], state.prev_mean [B, H, A], t0 [B],
+  task [B] or scalar (multitask models only).
 
   ``key`` is a single key (split per environment). Returns batched (PlanResult, PlannerState).
   """
@@ -219,5 +247,7 @@ def plan_batch(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerConfig,
   B = obs.shape[0]
   keys = jax.random.split(key, B)
   temperature = jnp.asarray(cfg.temperature if temperature is None else temperature, jnp.float32)
-  fn = lambda s, o, k, t: plan(model, params, cfg, s, o, k, t, eval_mode, temperature)
-  return jax.vmap(fn)(state, obs, keys, jnp.broadcast_to(jnp.asarray(t0), (B,)))
+  tasks = jnp.zeros((B,), jnp.int32) if task is None else jnp.broadcast_to(task, (B,))
+  fn = lambda s, o, k, t, c: plan(model, params, cfg, s, o, k, t, eval_mode, temperature, 1,
+                                  None if task is None else c)
+  return jax.vmap(fn)(state, obs, keys, jnp.broadcast_to(jnp.asarray(t0), (B,)), tasks)

@@ -6,7 +6,13 @@ in Linear -> LayerNorm -> SimNorm; weights ~ N(0, 0.02) (the official truncation
 100 standard deviations, i.e. none), biases 0; the last layers of the reward head and of
 every Q member are zero-initialised. Parameters are a plain dict::
 
-    {'encoder', 'dynamics', 'reward', 'pi': flax params, 'Qs': member params stacked on axis 0}
+    {'encoder', 'dynamics', 'reward', 'pi': flax params, 'Qs': member params stacked on axis 0,
+     'termination': flax params (episodic models only), 'task_emb': [T, D] (multitask only)}
+
+Multitask models (official mt30/mt80) append the task's embedding (rows clamped to norm <= 1,
+as torch's nn.Embedding(max_norm=1) does at lookup) to the input of every network: [obs, e],
+[z, e, a], [z, e]; the policy masks the action dimensions the task does not have. Every head
+then takes ``task`` (int array broadcastable to the batch shape); single-task models ignore it.
 """
 import dataclasses
 from typing import Dict, NamedTuple, Optional, Sequence
@@ -87,6 +93,10 @@ class WorldModel:
     return MLP(hidden=(self.cfg.mlp_dim,) * 2, out=2 * self.cfg.action_dim)
 
   @property
+  def termination_net(self) -> MLP:
+    return MLP(hidden=(self.cfg.mlp_dim,) * 2, out=1)
+
+  @property
   def q_net(self) -> MLP:
     return MLP(hidden=(self.cfg.mlp_dim,) * 2, out=self.cfg.num_bins,
                dropout=self.cfg.dropout, zero_out=True)
@@ -95,59 +105,117 @@ class WorldModel:
   def init(self, key: jax.Array) -> Params:
     """Initialises all parameters. Returns the parameter dict described in the module doc."""
     c = self.cfg
-    enc_key, dyn_key, rew_key, pi_key, q_key = jax.random.split(key, 5)
-    obs = jnp.zeros((1, c.obs_dim))
-    za = jnp.zeros((1, c.latent_dim + c.action_dim))
-    z = jnp.zeros((1, c.latent_dim))
+    enc_key, dyn_key, rew_key, pi_key, q_key, term_key, emb_key = jax.random.split(key, 7)
+    obs = jnp.zeros((1, c.obs_dim + c.task_dim))
+    za = jnp.zeros((1, c.latent_dim + c.task_dim + c.action_dim))
+    z = jnp.zeros((1, c.latent_dim + c.task_dim))
     q_keys = jax.random.split(q_key, c.num_q)
-    return {
+    params = {
         'encoder': self.encoder_net.init(enc_key, obs)['params'],
         'dynamics': self.dynamics_net.init(dyn_key, za)['params'],
         'reward': self.reward_net.init(rew_key, za)['params'],
         'pi': self.pi_net.init(pi_key, z)['params'],
         'Qs': jax.vmap(lambda k: self.q_net.init(k, za)['params'])(q_keys),
     }
+    if c.episodic:
+      params['termination'] = self.termination_net.init(term_key, z)['params']
+    if c.multitask:  # official: uniform(-0.02, 0.02)
+      params['task_emb'] = jax.random.uniform(emb_key, (c.num_tasks, c.task_dim), minval=-0.02,
+                                              maxval=0.02)
+    return params
+
+  # ---- multitask -----------------------------------------------------------------------
+  def task_emb(self, params: Params, task) -> Optional[jax.Array]:
+    """Task embedding [..., D] of task ids ``task`` [...], rows clamped to norm <= 1
+    (torch max_norm: scaled by 1 / (norm + 1e-7) when norm > 1). None for single-task models."""
+    if not self.cfg.multitask:
+      return None
+    if task is None:
+      raise ValueError('multitask model: pass the task id (task=...)')
+    emb = params['task_emb'][jnp.asarray(task, jnp.int32)]
+    norm = jnp.linalg.norm(emb, axis=-1, keepdims=True)
+    return jnp.where(norm > 1.0, emb / (norm + 1e-7), emb)
+
+  def _cond(self, params: Params, x: jax.Array, task) -> jax.Array:
+    """x [..., F] -> [..., F + D] with the task embedding appended (multitask only)."""
+    emb = self.task_emb(params, task)
+    return x if emb is None else _append(x, emb)
+
+  def action_mask(self, task) -> Optional[jax.Array]:
+    """1 for the action dimensions task ``task`` [...] has, 0 for padding: [..., A]."""
+    if not self.cfg.multitask:
+      return None
+    dims = jnp.asarray(self.cfg.action_dims, jnp.int32)[jnp.asarray(task, jnp.int32)]
+    return (jnp.arange(self.cfg.action_dim) < dims[..., None]).astype(jnp.float32)
+
+  def discount(self, task, default: float):
+    """Planning discount of ``task`` (multitask with task_discounts), else ``default``."""
+    if not (self.cfg.multitask and self.cfg.task_discounts):
+      return default
+    return jnp.asarray(self.cfg.task_discounts, jnp.float32)[jnp.asarray(task, jnp.int32)]
 
   # ---- heads ---------------------------------------------------------------------------
-  def encode(self, params: Params, obs: jax.Array) -> jax.Array:
-    """Observation [..., O] -> latent [..., Z] (SimNorm'd)."""
+  def encode(self, params: Params, obs: jax.Array, task=None) -> jax.Array:
+    """Observation [..., O] (multitask: zero-padded to the largest task) -> latent [..., Z]."""
     _check_last(obs, self.cfg.obs_dim, 'encode(obs)')
-    return self.encoder_net.apply({'params': params['encoder']}, obs)
+    return self.encoder_net.apply({'params': params['encoder']}, self._cond(params, obs, task))
 
-  def _za(self, z: jax.Array, a: jax.Array) -> jax.Array:
+  def _za(self, z: jax.Array, a: jax.Array, emb: Optional[jax.Array] = None) -> jax.Array:
     _check_last(z, self.cfg.latent_dim, 'latent z')
     _check_last(a, self.cfg.action_dim, 'action a')
-    return jnp.concatenate([z, a], axis=-1)
+    if self.cfg.multitask and emb is None:
+      raise ValueError('multitask model: pass the task id (task=...) / its embedding (emb=...)')
+    return jnp.concatenate([z if emb is None else _append(z, emb), a], axis=-1)
 
-  def next(self, params: Params, z: jax.Array, a: jax.Array) -> jax.Array:
+  def next(self, params: Params, z: jax.Array, a: jax.Array, task=None) -> jax.Array:
     """Latent dynamics: z [..., Z], a [..., A] -> z' [..., Z]."""
-    return self.dynamics_net.apply({'params': params['dynamics']}, self._za(z, a))
+    za = self._za(z, a, self.task_emb(params, task))
+    return self.dynamics_net.apply({'params': params['dynamics']}, za)
 
-  def reward_logits(self, params: Params, z: jax.Array, a: jax.Array) -> jax.Array:
+  def reward_logits(self, params: Params, z: jax.Array, a: jax.Array, task=None) -> jax.Array:
     """Reward logits [..., num_bins]."""
-    return self.reward_net.apply({'params': params['reward']}, self._za(z, a))
+    za = self._za(z, a, self.task_emb(params, task))
+    return self.reward_net.apply({'params': params['reward']}, za)
 
-  def reward(self, params: Params, z: jax.Array, a: jax.Array) -> jax.Array:
+  def reward(self, params: Params, z: jax.Array, a: jax.Array, task=None) -> jax.Array:
     """Decoded reward [...]."""
-    return numerics.two_hot_inv(self.reward_logits(params, z, a), self.cfg.vmin, self.cfg.vmax)
+    return numerics.two_hot_inv(self.reward_logits(params, z, a, task), self.cfg.vmin,
+                                self.cfg.vmax)
 
-  def pi(self, params: Params, z: jax.Array, key: jax.Array):
+  def termination(self, params: Params, z: jax.Array, task=None) -> jax.Array:
+    """Termination probability [...] at z [..., Z] (episodic models only)."""
+    if not self.cfg.episodic:
+      raise ValueError('termination(): the model is not episodic (ModelConfig.episodic=False)')
+    _check_last(z, self.cfg.latent_dim, 'termination(z)')
+    logit = self.termination_net.apply({'params': params['termination']},
+                                       self._cond(params, z, task))
+    return jax.nn.sigmoid(logit[..., 0])
+
+  def pi(self, params: Params, z: jax.Array, key: jax.Array, task=None):
     """Samples the tanh-Gaussian policy prior at z [..., Z]. Returns (action [..., A], info)."""
     eps = jax.random.normal(key, z.shape[:-1] + (self.cfg.action_dim,))
-    return self.pi_with_noise(params, z, eps)
+    return self.pi_with_noise(params, z, eps, task)
 
-  def pi_with_noise(self, params: Params, z: jax.Array, eps: jax.Array):
+  def pi_with_noise(self, params: Params, z: jax.Array, eps: jax.Array, task=None):
     """Policy prior at z [..., Z] with given standard-normal noise eps [..., A]."""
     _check_last(z, self.cfg.latent_dim, 'pi(z)')
-    return self.pi_from_eps(self.pi_net.apply({'params': params['pi']}, z), eps)
+    pi_out = self.pi_net.apply({'params': params['pi']}, self._cond(params, z, task))
+    return self.pi_from_eps(pi_out, eps, task)
 
-  def pi_from_eps(self, pi_out: jax.Array, eps: jax.Array):
-    """Policy head output [..., 2A] + standard-normal noise [..., A] -> (action, info)."""
+  def pi_from_eps(self, pi_out: jax.Array, eps: jax.Array, task=None):
+    """Policy head output [..., 2A] + standard-normal noise [..., A] -> (action, info).
+    Multitask: mean, log_std and eps are zeroed on the task's padded action dimensions and the
+    entropy is scaled by the task's action dimension (as the official code does)."""
     c = self.cfg
     mean, raw_log_std = jnp.split(pi_out, 2, axis=-1)
     ls = numerics.log_std(raw_log_std, c.log_std_min, c.log_std_max - c.log_std_min)
+    size = c.action_dim
+    if c.multitask:
+      mask = self.action_mask(task)
+      mean, ls, eps = mean * mask, ls * mask, eps * mask
+      size = jnp.sum(mask, axis=-1, keepdims=True)
     log_prob = numerics.gaussian_logprob(eps, ls)
-    scaled_log_prob = log_prob * c.action_dim
+    scaled_log_prob = log_prob * size
     action = mean + eps * jnp.exp(ls)
     mean, action, log_prob = numerics.squash(mean, action, log_prob)
     entropy_scale = scaled_log_prob / (log_prob + 1e-8)
@@ -156,12 +224,14 @@ class WorldModel:
     return action, info
 
   def q_logits(self, q_params: chex.ArrayTree, z: jax.Array, a: jax.Array,
-               dropout_key: Optional[jax.Array] = None) -> jax.Array:
+               dropout_key: Optional[jax.Array] = None,
+               emb: Optional[jax.Array] = None) -> jax.Array:
     """Logits of every member in ``q_params`` (stacked): [M, ..., num_bins].
 
     Dropout on the first layer is applied only when ``dropout_key`` is given (training).
+    Multitask models need ``emb`` = ``task_emb(params, task)`` [..., D].
     """
-    za = self._za(z, a)
+    za = self._za(z, a, emb)
     members = jax.tree_util.tree_leaves(q_params)[0].shape[0]
     if dropout_key is None:
       return jax.vmap(lambda p: self.q_net.apply({'params': p}, za))(q_params)
@@ -170,19 +240,35 @@ class WorldModel:
         q_params, keys)
 
   def q_pair(self, q_params: chex.ArrayTree, z: jax.Array, a: jax.Array, key: jax.Array,
-             reduce: str = 'avg', dropout_key: Optional[jax.Array] = None) -> jax.Array:
+             reduce: str = 'avg', dropout_key: Optional[jax.Array] = None,
+             emb: Optional[jax.Array] = None) -> jax.Array:
     """Decoded Q of two randomly chosen members, reduced by 'avg' or 'min'. Returns [...]."""
     return self.q_pair_idx(q_params, z, a, jax.random.permutation(key, self.cfg.num_q)[:2],
-                           reduce, dropout_key)
+                           reduce, dropout_key, emb)
 
   def q_pair_idx(self, q_params: chex.ArrayTree, z: jax.Array, a: jax.Array, idx: jax.Array,
-                 reduce: str = 'avg', dropout_key: Optional[jax.Array] = None) -> jax.Array:
+                 reduce: str = 'avg', dropout_key: Optional[jax.Array] = None,
+                 emb: Optional[jax.Array] = None) -> jax.Array:
     """Decoded Q of members ``idx`` [2], reduced by 'avg' or 'min'. Returns [...]."""
     if reduce not in ('avg', 'min'):
       raise ValueError(f"reduce must be 'avg' or 'min', got {reduce!r}")
     pair = jax.tree_util.tree_map(lambda p: p[idx], q_params)
-    q = numerics.two_hot_inv(self.q_logits(pair, z, a, dropout_key), self.cfg.vmin, self.cfg.vmax)
+    q = numerics.two_hot_inv(self.q_logits(pair, z, a, dropout_key, emb), self.cfg.vmin,
+                             self.cfg.vmax)
     return jnp.mean(q, axis=0) if reduce == 'avg' else jnp.min(q, axis=0)
+
+
+def _append(x: jax.Array, emb: jax.Array) -> jax.Array:
+  """[..., F] and [..., D] (broadcast to x's batch shape) -> [..., F + D]."""
+  emb = jnp.broadcast_to(emb, x.shape[:-1] + emb.shape[-1:])
+  return jnp.concatenate([x, emb], axis=-1)
+
+
+def pad_obs(obs: jax.Array, obs_dim: int) -> jax.Array:
+  """Zero-pads observations [..., O_task] to the multitask model's obs_dim (largest task)."""
+  if obs.shape[-1] > obs_dim:
+    raise ValueError(f'observation has {obs.shape[-1]} > obs_dim {obs_dim} entries')
+  return jnp.pad(obs, [(0, 0)] * (obs.ndim - 1) + [(0, obs_dim - obs.shape[-1])])
 
 
 def num_params(params: chex.ArrayTree) -> int:

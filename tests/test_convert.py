@@ -114,7 +114,7 @@ def test_unknown_and_missing_keys_are_listed(golden):
     convert.convert_state_dict(missing)
   with pytest.raises(convert.ConversionError, match='_dynamics.0.weight'):
     convert.convert_state_dict({k: v for k, v in sd.items() if not k.startswith('_dynamics')})
-  with pytest.raises(convert.ConversionError, match='multitask'):
+  with pytest.raises(convert.ConversionError, match='_task_emb.weight must be'):
     convert.convert_state_dict(dict(sd, **{'_task_emb.weight': np.zeros(2)}))
 
 
@@ -131,3 +131,113 @@ def test_torch_file_round_trip(golden, converted, tmp_path):
   _, p, _ = convert.convert_state_dict(convert.load_torch_state_dict(path))
   for a, b in zip(jax.tree_util.tree_leaves(p), jax.tree_util.tree_leaves(converted[1])):
     np.testing.assert_array_equal(a, b)
+
+
+# ---- issue 13: every public layout ----------------------------------------------------------
+# name -> (file, layout, tasks, termination head, convert kwargs); see BUILD_NOTES "Official
+# checkpoint layouts (issue 13)" for the revisions that produced them.
+LAYOUT_GOLDENS = {
+    'v1': ('tdmpc2_golden_v1', 'first-release', 0, None, {}),
+    'v1_episodic': ('tdmpc2_golden_v1_episodic', 'first-release', 0, '_terminated', {}),
+    'v1_mt': ('tdmpc2_golden_v1_mt', 'first-release', 3, None, dict(action_dims=(3, 2, 1))),
+    'v2': ('tdmpc2_golden_v2', 'tensordict-2024', 0, None, {}),
+    'episodic': ('tdmpc2_golden_episodic', 'tensordict', 0, '_termination', {}),
+    'mt': ('tdmpc2_golden_mt', 'tensordict', 3, None, {}),
+}
+
+
+def _load_layout(name):
+  """Golden npz -> (arrays, state dict); duplicated Q copies are stored once (dup/ -> source)."""
+  g = np.load(os.path.join(os.path.dirname(__file__), 'data', LAYOUT_GOLDENS[name][0] + '.npz'))
+  sd = {k[3:]: g[k] for k in g.files if k.startswith('sd/')}
+  sd.update({k[4:]: sd[str(g[k])] for k in g.files if k.startswith('dup/')})
+  return g, sd
+
+
+@pytest.fixture(scope='module', params=sorted(LAYOUT_GOLDENS))
+def layout_case(request):
+  g, sd = _load_layout(request.param)
+  cfg, params, target = convert.convert_state_dict(sd, **LAYOUT_GOLDENS[request.param][4])
+  return request.param, g, sd, world_model.WorldModel(cfg), params, target
+
+
+def test_layout_detected(layout_case):
+  name, _, sd, model, params, _ = layout_case
+  _, layout_name, tasks, term, _ = LAYOUT_GOLDENS[name]
+  layout = convert.detect_layout(sd)
+  assert (layout.name, layout.num_tasks, layout.termination) == (layout_name, tasks, term)
+  assert model.cfg.num_tasks == tasks and model.cfg.episodic == (term is not None)
+  assert ('termination' in params) == (term is not None)
+
+
+def test_every_layout_heads_match_official(layout_case):
+  """All heads, decoded by the converted model, equal the official code of that revision."""
+  _, g, _, m, p, target = layout_case
+  tol = dict(rtol=1e-5, atol=1e-5)
+  task = g['task'] if 'task' in g.files else None
+  emb = m.task_emb(p, task)
+  z = m.encode(p, g['obs'], task)
+  np.testing.assert_allclose(z, g['z'], **tol)
+  np.testing.assert_allclose(m.next(p, z, g['act'], task), g['next_z'], **tol)
+  np.testing.assert_allclose(m.reward_logits(p, z, g['act'], task), g['reward_logits'], **tol)
+  np.testing.assert_allclose(m.q_logits(p['Qs'], z, g['act'], emb=emb), g['q_logits'], **tol)
+  np.testing.assert_allclose(m.q_logits(target, z, g['act'], emb=emb), g['target_q_logits'], **tol)
+  a, info = m.pi_with_noise(p, z, g['pi_eps'], task)
+  np.testing.assert_allclose(a, g['pi_action'], **tol)
+  np.testing.assert_allclose(info.mean, g['pi_mean'], **tol)
+  np.testing.assert_allclose(info.log_std, g['pi_log_std'], **tol)
+  if 'pi_entropy' in g.files:  # the squash term is ill-conditioned where |a| rounds to 1
+    ok = np.max(np.abs(g['pi_action']), axis=-1) < 0.9999
+    np.testing.assert_allclose(np.asarray(info.entropy)[ok], g['pi_entropy'][ok], rtol=1e-5,
+                               atol=2e-5)
+    np.testing.assert_allclose(info.scaled_entropy, g['pi_scaled_entropy'], rtol=1e-5, atol=2e-5)
+  if 'termination' in g.files:
+    np.testing.assert_allclose(m.termination(p, z), g['termination'][:, 0], **tol)
+
+
+@pytest.mark.parametrize('name', ['episodic', 'mt'])
+def test_planner_matches_official_episodic_and_multitask(name):
+  """Official TDMPC2._plan (termination-gated values / task-conditioned, masked MPPI with the
+  task's discount) replayed with its recorded draws."""
+  g, sd = _load_layout(name)
+  discounts = tuple(float(d) for d in np.atleast_1d(g['plan_discount'])) if name == 'mt' else ()
+  cfg, p, _ = convert.convert_state_dict(sd, task_discounts=discounts)
+  model = world_model.WorldModel(cfg)
+  pc = config.PlannerConfig(horizon=3, iterations=3, num_samples=64, num_elites=8, num_pi_trajs=6,
+                            temperature=0.5, discount=0.99)
+  noise = planner.PlanNoise(pi_eps=g['noise_pi_eps'], sample=g['noise_sample'],
+                            value_pi_eps=g['noise_value_pi_eps'], q_idx=g['noise_q_idx'],
+                            gumbel=g['noise_gumbel'], act=g['noise_act'])
+  state = planner.PlannerState(prev_mean=jnp.asarray(g['plan_prev_mean']))
+  task = jnp.asarray(g['plan_task']) if name == 'mt' else None
+  res, new_state = planner.plan_with_noise(model, p, pc, state, jnp.asarray(g['plan_obs']), noise,
+                                           False, False, task=task)
+  np.testing.assert_allclose(new_state.prev_mean, g['plan_mean'], atol=1e-4)
+  np.testing.assert_allclose(res.action, g['plan_action'], atol=1e-4)
+
+
+def test_unsupported_layouts_are_refused_by_name():
+  g, sd = _load_layout('v2')
+  nested = {k.replace('_dynamics.0.', '_dynamics.0.0.'): v for k, v in sd.items()}
+  with pytest.raises(convert.ConversionError, match="'nested-sequential'.*module definition"):
+    convert.convert_state_dict(nested)
+  with pytest.raises(convert.ConversionError, match="'pixel encoder'"):
+    convert.convert_state_dict(dict(sd, **{'_encoder.rgb.2.weight': np.zeros((2, 2))}))
+  _, sd_mt = _load_layout('v1_mt')
+  with pytest.raises(convert.ConversionError, match='pass action_dims'):
+    convert.convert_state_dict(sd_mt)
+  with pytest.raises(convert.ConversionError, match='no Q ensemble'):
+    convert.convert_state_dict({k: v for k, v in sd.items() if 'Qs' not in k})
+
+
+def test_damaged_files_list_keys():
+  _, sd = _load_layout('v1')
+  with pytest.raises(convert.ConversionError, match='_Qs.params.1.ln.bias'):
+    convert.convert_state_dict({k: v for k, v in sd.items() if k != '_Qs.params.7'})
+  _, sd2 = _load_layout('v2')
+  bad = dict(sd2, **{'_target_Qs.params.0.bias': sd2['_target_Qs.params.0.bias'] + 1})
+  with pytest.raises(convert.ConversionError, match='_target_Qs.params.0.bias differs'):
+    convert.convert_state_dict(bad)
+  _, sde = _load_layout('episodic')
+  with pytest.raises(convert.ConversionError, match='_termination.1.ln.weight'):
+    convert.convert_state_dict({k: v for k, v in sde.items() if k != '_termination.1.ln.weight'})
