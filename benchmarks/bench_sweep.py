@@ -46,12 +46,12 @@ def _env(args, task):
   return toy.FakeJaxEnv(episode_length=args.episode_length)
 
 
-def _shared_rollout(setup, params, cparams, taus, keys):
+def _shared_rollout(setup, params, taus, keys):
   """The previous runner: one batch-level cond (plans all B whenever any replans)."""
   orig = sp.step_batch_compact
   sp.step_batch_compact = sp.step_batch_shared
   try:
-    return sweep._rollout(setup, params, cparams, taus, keys)  # pylint: disable=protected-access
+    return sweep._rollout(setup, params, taus, keys)  # pylint: disable=protected-access
   finally:
     sp.step_batch_compact = orig  # noqa
 
@@ -82,8 +82,9 @@ def main():
   args = p.parse_args()
   task, model, params, pcfg, cor, cparams = _agent(args)
   mode = args.mode if cor is not None or args.mode in ('spec', 'baseline') else 'spec'
-  setup = sweep.SweepSetup(_env(args, task), model, pcfg,
-                           sp.SpecConfig(mode=mode, exec_len=args.exec_len), cor)
+  ex = sp.Executor(model, pcfg, sp.SpecConfig(mode=mode, exec_len=args.exec_len), cor)
+  setup = sweep.SweepSetup(_env(args, task), ex)
+  params = sp.ExecParams(params, cparams)
   print(f'device: {jax.devices()[0].device_kind} ({jax.default_backend()}, '
         f'{len(jax.local_devices())} device(s)); task {task} ({args.env}); mode {mode}; '
         f'episodes of {args.episode_length} steps; planner {pcfg.num_samples}x{pcfg.iterations}, '
@@ -97,8 +98,8 @@ def main():
               .split(',')]
     taus = jnp.linspace(lo, hi, B // 2)              # desynchronised replans
     keys = sweep.grid_keys([0], 2)
-    sweep.timed(sweep._single_episode, setup, params, cparams, taus[0], keys[0, 0])  # compile
-    loop, loop_s = sweep.timed(sweep.sweep_loop, setup, params, cparams, taus, keys)
+    sweep.timed(sweep._single_episode, setup, params, taus[0], keys[0, 0])  # compile
+    loop, loop_s = sweep.timed(sweep.sweep_loop, setup, params, taus, keys)
     flat = lambda x: x.reshape(-1)
     loop_flat = jax.tree_util.tree_map(flat, loop)
     rows = [f'| {B} | point-by-point loop | {loop_s:.2f} | '
@@ -107,12 +108,12 @@ def main():
     runners = [('compact (sweep.sweep)', sweep.sweep)]
     tau_b = jnp.repeat(taus, 2)
     keys_b = jnp.tile(keys.reshape(2, -1), (taus.shape[0], 1))
-    runners.append(('shared cond', lambda s, pp, c, t, k: shared(s, pp, c, tau_b, keys_b)))
+    runners.append(('shared cond', lambda s, pp, t, k: shared(s, pp, tau_b, keys_b)))
     if not args.skip_vmap:
       runners.append(('plain jit(vmap)', sweep.sweep_vmap))
     for name, fn in runners:
-      sweep.timed(fn, setup, params, cparams, taus, keys)  # compile + first run
-      out, run_s = sweep.timed(fn, setup, params, cparams, taus, keys)
+      sweep.timed(fn, setup, params, taus, keys)  # compile + first run
+      out, run_s = sweep.timed(fn, setup, params, taus, keys)
       out = jax.tree_util.tree_map(flat, out)
       rows.append(_row(name, B, run_s, loop_s, out, loop_flat, args))
     print('\n'.join(rows), flush=True)

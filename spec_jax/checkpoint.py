@@ -219,33 +219,53 @@ def _check_shapes(template, tree, where):
 def export_with_correctors(out_dir: str, model: wm_lib.WorldModel, params,
                            planner_cfg: config_lib.PlannerConfig, correctors: Dict[str, Any],
                            extra: Optional[Dict[str, Any]] = None,
-                           storage_dtype: str = 'float32') -> str:
+                           storage_dtype: str = 'float32',
+                           acceptance: Optional[Dict[str, Any]] = None) -> str:
   """Export with learned correctors: ``correctors`` maps a name (e.g. 'mlp') to
-  (Corrector, params). Their configs go in the metadata, their params beside the model."""
+  (Corrector, params); ``acceptance`` (optional) maps a mode to (AcceptanceHead, params,
+  metrics dict). Their configs go in the metadata, their params beside the model."""
   extra = dict(extra or {})
   extra['correctors'] = {name: dict(cfg=dataclasses.asdict(c.cfg), latent_dim=c.latent_dim,
                                     action_dim=c.action_dim)
                          for name, (c, _) in correctors.items()}
+  extra_params = {f'corrector_{n}': p for n, (_, p) in correctors.items()}
+  if acceptance:
+    extra['acceptance'] = {name: dict(head=dataclasses.asdict(h), metrics=m)
+                           for name, (h, _, m) in acceptance.items()}
+    extra_params.update({f'acceptance_{n}': p for n, (_, p, _) in acceptance.items()})
   return export_agent(out_dir, model.cfg, params, planner_cfg, extra=extra,
-                      extra_params={f'corrector_{n}': p for n, (_, p) in correctors.items()},
-                      storage_dtype=storage_dtype)
+                      extra_params=extra_params, storage_dtype=storage_dtype)
 
 
-def load_with_correctors(directory: str):
+def _build(directory, what, name, fn):
+  try:
+    return fn()
+  except (TypeError, ValueError, KeyError) as e:
+    raise CheckpointError(f'{directory}: bad {what} metadata for {name!r}: {e}') from e
+
+
+def load_with_correctors(directory: str, with_acceptance: bool = False):
   """Loads an export and its correctors. Returns (model, params, planner_cfg, correctors, meta)
-  with ``correctors`` mapping name -> (Corrector, params) (empty if the export has none)."""
-  from spec_jax import correctors as corr_lib  # local import: keep checkpoint light
+  with ``correctors`` mapping name -> (Corrector, params) (empty if the export has none);
+  with_acceptance=True appends ``heads``: mode -> (AcceptanceHead, params) (possibly empty)."""
+  # local imports: keep checkpoint light
+  from spec_jax import acceptance as acc_lib
+  from spec_jax import correctors as corr_lib
   meta = read_export_metadata(directory)
   specs = meta.get('extra', {}).get('correctors', {})
   built, templates = {}, {}
   for name, spec in specs.items():
-    try:
-      c = corr_lib.Corrector(corr_lib.CorrectorConfig(**spec['cfg']), spec['latent_dim'],
-                             spec['action_dim'])
-    except (TypeError, ValueError, KeyError) as e:
-      raise CheckpointError(f'{directory}: bad corrector metadata for {name!r}: {e}') from e
-    built[name] = c
-    templates[f'corrector_{name}'] = jax.eval_shape(c.init, jax.random.PRNGKey(0))
+    c = _build(directory, 'corrector', name, lambda: corr_lib.Corrector(
+        corr_lib.CorrectorConfig(**spec['cfg']), spec['latent_dim'], spec['action_dim']))
+    built[f'corrector_{name}'] = c
+  for name, spec in meta.get('extra', {}).get('acceptance', {}).items():
+    head = _build(directory, 'acceptance head', name, lambda: acc_lib.AcceptanceHead(
+        **dict(spec['head'], hidden=tuple(spec['head']['hidden']))))
+    built[f'acceptance_{name}'] = head
+  for key, m in built.items():
+    templates[key] = jax.eval_shape(m.init, jax.random.PRNGKey(0))
   model, params, planner_cfg, meta = load_agent(directory, templates)
-  loaded = {n: (c, meta['params'][f'corrector_{n}']) for n, c in built.items()}
-  return model, params, planner_cfg, loaded, meta
+  pick = lambda prefix: {k[len(prefix):]: (m, meta['params'][k]) for k, m in built.items()
+                         if k.startswith(prefix)}
+  out = (model, params, planner_cfg, pick('corrector_'), meta)
+  return out + (pick('acceptance_'),) if with_acceptance else out

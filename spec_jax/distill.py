@@ -12,13 +12,14 @@ loss = MSE(a_corr, a_teacher) + lam * mean((a_corr - a_spec)^2); Adam 3e-4, batc
 held-out split reports the corrected error next to the uncorrected one (a_spec vs teacher).
 """
 import functools
-from typing import Any, Dict, NamedTuple, Tuple
+from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from spec_jax import acceptance as acc_lib
 from spec_jax import correctors as corr_lib
 from spec_jax import planner as planner_lib
 from spec_jax import speculation as sp
@@ -36,13 +37,11 @@ class Dataset(NamedTuple):
   episode: jax.Array     # [N] int32 teacher-rollout episode the tuple comes from
 
 
-@functools.partial(jax.jit, static_argnames=('model', 'planner_cfg', 'spec_cfg'))
-def _collect_step(model, params, planner_cfg, spec_cfg, state, teacher_pstate, obs, key, t0,
-                  teacher_prob):
+@functools.partial(jax.jit, static_argnames=('ex',))
+def _collect_step(ex: sp.Executor, params, state, teacher_pstate, obs, key, t0, teacher_prob):
   spec_key, teacher_key, coin_key = jax.random.split(key, 3)
-  a_spec_exec, state, info = sp.step(model, params, planner_cfg, spec_cfg, None, None, state, obs,
-                                     spec_key, jnp.inf, t0)
-  teacher, teacher_pstate = planner_lib.plan(model, params, planner_cfg, teacher_pstate, obs,
+  a_spec_exec, state, info = sp.step(ex, sp.ExecParams(params), state, obs, spec_key, jnp.inf, t0)
+  teacher, teacher_pstate = planner_lib.plan(ex.model, params, ex.planner, teacher_pstate, obs,
                                              teacher_key, t0, True)
   use_teacher = (~info.replanned) & (jax.random.uniform(coin_key) < teacher_prob)
   action = jnp.where(use_teacher, teacher.action, a_spec_exec)
@@ -52,17 +51,17 @@ def _collect_step(model, params, planner_cfg, spec_cfg, state, teacher_pstate, o
 def collect(model, params, planner_cfg, env, episodes: int, key: jax.Array, history: int = 4,
             teacher_prob: float = 0.5, log_fn=None) -> Tuple[Dataset, Dict[str, float]]:
   """Rolls out ``episodes`` dm_control episodes and returns (Dataset, stats)."""
-  spec_cfg = sp.SpecConfig(mode='spec', exec_len=planner_cfg.horizon, history=history)
+  ex = sp.Executor(model, planner_cfg,
+                   sp.SpecConfig(mode='spec', exec_len=planner_cfg.horizon, history=history))
   rows, returns = [], []
   for ep in range(episodes):
     obs, done, t, ret = env.reset(), False, 0, 0.0
-    state = sp.init_state(model, planner_cfg, spec_cfg)
+    state = sp.init_state(ex)
     teacher_pstate = planner_lib.init_state(planner_cfg, model.cfg.action_dim)
     while not done:
       key, step_key = jax.random.split(key)
       action, state, teacher_pstate, info, a_teacher = _collect_step(
-          model, params, planner_cfg, spec_cfg, state, teacher_pstate, jnp.asarray(obs), step_key,
-          t == 0, teacher_prob)
+          ex, params, state, teacher_pstate, jnp.asarray(obs), step_key, t == 0, teacher_prob)
       if bool(info.nonfinite):
         raise ValueError(f'non-finite observation or action in teacher rollout: episode {ep}, '
                          f'step {t}')
@@ -150,12 +149,64 @@ def train(corrector: corr_lib.Corrector, data: Dataset, key: jax.Array, steps: i
   return params, metrics
 
 
+def executed_action_errors(corrector: Optional[corr_lib.Corrector], cparams,
+                           data: Dataset) -> jax.Array:
+  """||a_exec - a_teacher||_2 [N], a_exec the corrected action (a_spec when corrector is None)."""
+  a = data.a_spec if corrector is None else corrector.correct(cparams, data.history, data.valid,
+                                                              data.a_spec)
+  return jnp.linalg.norm(a - data.a_teacher, axis=-1)
+
+
+def train_acceptance(head: acc_lib.AcceptanceHead, corrector, cparams, data: Dataset,
+                     key: jax.Array, holdout: float = 0.1, steps: int = 3000,
+                     eps: Optional[float] = None):
+  """Acceptance head for one executor mode: labels reject = error of the executed action >
+  eps (default: the median training error), split by episode like the correctors.
+  Returns (params, metrics: held-out accuracy / Brier / AUC, eps)."""
+  split_key, fit_key = jax.random.split(key)
+  train_set, test_set = split(data, holdout, split_key)
+  y_train, eps = acc_lib.make_labels(np.asarray(executed_action_errors(corrector, cparams,
+                                                                       train_set)), eps)
+  y_test, _ = acc_lib.make_labels(np.asarray(executed_action_errors(corrector, cparams,
+                                                                    test_set)), eps)
+  lab = lambda d, y: acc_lib.Labelled(d.history[:, -1], d.d, d.k, jnp.asarray(y))
+  params, metrics = acc_lib.train(head, lab(train_set, y_train), lab(test_set, y_test), fit_key,
+                                  steps)
+  return params, dict(metrics, eps=eps)
+
+
+def _train_kinds(cfg, model, data, key, log_fn):
+  trained, report = {}, {}
+  for kind in tuple(cfg.kinds):
+    cor = corr_lib.Corrector(corr_lib.CorrectorConfig(kind=kind, hidden=cfg.hidden,
+                                                      history=cfg.history),
+                             model.cfg.latent_dim, model.cfg.action_dim)
+    cparams, metrics = train(cor, data, jax.random.fold_in(key, 1), cfg.steps, cfg.batch_size,
+                             cfg.lr, cfg.lam, cfg.holdout, log_fn=log_fn)
+    trained[kind], report[kind] = (cor, cparams), metrics
+  return trained, report
+
+
+def _train_heads(cfg, model, pcfg, correctors, data, key, log_fn):
+  heads = {}
+  for mode in ('spec',) + tuple(correctors):
+    cor, cparams = correctors.get(mode, (None, None))
+    head = acc_lib.AcceptanceHead(model.cfg.latent_dim, model.cfg.action_dim, pcfg.horizon)
+    hp, metrics = train_acceptance(head, cor, cparams, data, jax.random.fold_in(key, 2),
+                                   cfg.holdout, cfg.get('acceptance_steps', 3000))
+    heads[mode] = (head, hp, metrics)
+    log_fn(f'acceptance head for {mode}: held-out AUC {metrics["auc"]:.3f}, accuracy '
+           f'{metrics["accuracy"]:.3f} (eps {metrics["eps"]:.4f})')
+  return heads
+
+
 def run(cfg, export_dir: str, workdir: str) -> Dict[str, Any]:
   """The distillation job: load an export, collect teacher rollouts (with ``cfg.planner``
-  overrides, e.g. a longer horizon for deeper speculation), train ``cfg.kinds`` correctors,
-  store the mismatch distribution (101 percentiles of d at speculative steps, for task-relative
-  tau) and export model + correctors to ``workdir/export``. Returns the report (also written to
-  ``workdir/distill_metrics.json``)."""
+  overrides, e.g. a longer horizon for deeper speculation), train ``cfg.kinds`` correctors
+  (correctors already in the export and not retrained are kept), with ``cfg.acceptance`` train
+  an acceptance head per mode, store the mismatch distribution (101 percentiles of d at
+  speculative steps, for task-relative tau) and export everything to ``workdir/export``.
+  Returns the report (also written to ``workdir/distill_metrics.json``)."""
   import dataclasses
   import json
   import os
@@ -165,7 +216,7 @@ def run(cfg, export_dir: str, workdir: str) -> Dict[str, Any]:
   from spec_jax import reporting
   from spec_jax.envs import dmc
   logs.setup()
-  model, params, pcfg, meta = checkpoint.load_agent(export_dir)
+  model, params, pcfg, kept, meta = checkpoint.load_with_correctors(export_dir)
   pcfg = dataclasses.replace(pcfg, **dict(cfg.get('planner', {}) or {}))
   extra = dict(meta['extra'])
   env = dmc.DMCEnv(extra['task'], seed=cfg.seed, action_repeat=extra['action_repeat'],
@@ -173,21 +224,22 @@ def run(cfg, export_dir: str, workdir: str) -> Dict[str, Any]:
   key = jax.random.PRNGKey(cfg.seed)
   data, stats = collect(model, params, pcfg, env, cfg.episodes, key, cfg.history,
                         cfg.teacher_prob, log_fn=logging.info)
-  kinds = tuple(cfg.kinds)
-  trained, report = {}, dict(collect=stats, kinds=kinds, planner=dataclasses.asdict(pcfg))
-  for kind in kinds:
-    cor = corr_lib.Corrector(corr_lib.CorrectorConfig(kind=kind, hidden=cfg.hidden,
-                                                      history=cfg.history),
-                             model.cfg.latent_dim, model.cfg.action_dim)
-    cparams, metrics = train(cor, data, jax.random.fold_in(key, 1), cfg.steps, cfg.batch_size,
-                             cfg.lr, cfg.lam, cfg.holdout, log_fn=logging.info)
-    trained[kind], report[kind] = (cor, cparams), metrics
-  extra['mismatch_quantiles'] = reporting.mismatch_quantiles(np.asarray(data.d))
+  trained, report = _train_kinds(cfg, model, data, key, logging.info)
+  report.update(collect=stats, kinds=tuple(cfg.kinds), kept=sorted(set(kept) - set(trained)),
+                planner=dataclasses.asdict(pcfg))
+  correctors = {**kept, **trained}
+  heads = (_train_heads(cfg, model, pcfg, correctors, data, key, logging.info)
+           if cfg.get('acceptance', False) else None)
+  if heads:
+    report['acceptance'] = {m: h[2] for m, h in heads.items()}
+  if trained or 'mismatch_quantiles' not in extra:  # else keep the correctors' distribution
+    extra['mismatch_quantiles'] = reporting.mismatch_quantiles(np.asarray(data.d))
   extra['distill'] = dict(episodes=cfg.episodes, tuples=stats['tuples'], seed=cfg.seed)
   os.makedirs(workdir, exist_ok=True)
   out = checkpoint.export_with_correctors(os.path.join(workdir, 'export'), model, params, pcfg,
-                                          trained, extra=extra,
-                                          storage_dtype=cfg.get('storage_dtype', 'float32'))
+                                          correctors, extra=extra,
+                                          storage_dtype=cfg.get('storage_dtype', 'float32'),
+                                          acceptance=heads)
   with open(os.path.join(workdir, 'distill_metrics.json'), 'w') as f:
     json.dump(report, f, indent=2)
   logging.info('exported world model + correctors to %s', out)

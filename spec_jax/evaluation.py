@@ -14,32 +14,63 @@ from spec_jax import correctors as corr_lib
 from spec_jax import reporting
 from spec_jax import speculation as sp
 
-COLUMNS = ('mode', 'tau', 'tau_q', 'exec_len', 'horizon', 'episodes', 'return_mean',
-           'return_std', 'return_median', 'return_q25', 'return_q75', 'failed', 'fail_below',
-           'ratio', 'ratio_lo', 'ratio_hi', 'diff_mean', 'diff_median', 'planner_calls',
-           'corrections', 'fallbacks', 'nonfinite', 'step_ms_mean', 'step_ms_median',
-           'replan_ms_median', 'correct_ms_median', 'correct_to_replan_ratio')
-SHORT_COLUMNS = ('mode', 'tau', 'tau_q', 'exec_len', 'return_mean', 'return_std',
-                 'return_median', 'return_q25', 'return_q75', 'failed', 'ratio', 'ratio_lo',
-                 'ratio_hi', 'planner_calls', 'fallbacks', 'step_ms_mean')
+COLUMNS = ('mode', 'gate', 'ahead', 'tau', 'tau_q', 'exec_len', 'horizon', 'episodes',
+           'return_mean', 'return_std', 'return_median', 'return_q25', 'return_q75', 'failed',
+           'fail_below', 'ratio', 'ratio_lo', 'ratio_hi', 'diff_mean', 'diff_median',
+           'planner_calls', 'ahead_calls', 'adopted', 'ready_accept', 'corrections', 'fallbacks', 'nonfinite',
+           'step_ms_mean', 'step_ms_median', 'step_ms_p99', 'step_ms_max', 'replan_ms_median',
+           'correct_ms_median', 'correct_to_replan_ratio', 'p99_to_plan', 'period_ms')
+SHORT_COLUMNS = ('mode', 'gate', 'ahead', 'tau', 'tau_q', 'exec_len', 'return_mean',
+                 'return_std', 'return_median', 'return_q25', 'return_q75', 'failed', 'ratio',
+                 'ratio_lo', 'ratio_hi', 'planner_calls', 'fallbacks', 'step_ms_median',
+                 'step_ms_p99')
 
 
-def _timed_step(step_fn, state, obs, key, t0):
-  start = time.perf_counter()
-  action, state, info = step_fn(state, obs, key, t0)
-  action = np.asarray(jax.block_until_ready(action))
-  return action, state, info, 1e3 * (time.perf_counter() - start)
+class Runtime(NamedTuple):
+  """How decisions are timed. plan_ahead: dispatch ``speculation.plan_ahead`` after every new
+  queue and adopt it at the queue end (on a second device when there is one, so it runs while
+  the host steps the simulator). period_ms > 0: real-time pacing, each decision period is slept
+  out (a robot's control period; returns do not depend on it, latencies do)."""
+  plan_ahead: bool = False
+  period_ms: float = 0.0
 
 
-def run_episode(step_fn, init_state, env, key, seed: int, log_fn=None) -> Dict[str, Any]:
-  """One episode with ``step_fn(state, obs, key, t0) -> (action, state, info)``. Steps whose
-  input was non-finite (SAFE_ACTION emitted) are reported with their step index."""
+def _devices():
+  """(step device, plan-ahead device): two devices when available (CPU: run with
+  XLA_FLAGS=--xla_force_host_platform_device_count=2), otherwise one (plan-ahead then queues
+  behind the steps on that device and hides nothing)."""
+  devs = jax.local_devices()
+  return devs[0], devs[1] if len(devs) > 1 else devs[0]
+
+
+def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, seed: int, tau,
+                runtime: Runtime = Runtime(), log_fn=None) -> Dict[str, Any]:
+  """One host-loop episode; per-step decision latency = observation in -> action out (wall
+  clock, including any wait for a ready plan). Steps whose input was non-finite (SAFE_ACTION
+  emitted) are reported with their step index."""
+  dev, ahead_dev = _devices()
+  ahead_params = jax.device_put(params, ahead_dev) if runtime.plan_ahead else None
   obs, done, t, ret = env.reset(seed=seed), False, 0, 0.0
-  state, replan_ms, correct_ms, bad_steps = init_state, [], [], []
+  state, empty, pending = sp.init_state(ex), sp.no_ready(ex), None
+  E = ex.spec.effective_exec_len
+  step_ms, replanned, bad_steps, ahead_calls, offered = [], [], [], 0, 0
   while not done:
+    start = time.perf_counter()
     key, step_key = jax.random.split(key)
-    action, state, info, ms = _timed_step(step_fn, state, jnp.asarray(obs), step_key, t == 0)
-    (replan_ms if bool(info.replanned) else correct_ms).append(ms)
+    use_ready = pending is not None and int(state.index) >= E
+    ready = jax.device_put(pending, dev) if use_ready else empty
+    offered += int(use_ready)
+    action, state, info = sp.step(ex, params, state, jnp.asarray(obs), step_key, tau, t == 0,
+                                  ready)
+    action = np.asarray(action)
+    step_ms.append(1e3 * (time.perf_counter() - start))
+    replanned.append(bool(info.replanned))
+    if use_ready or replanned[-1]:
+      pending = None
+    if runtime.plan_ahead and (replanned[-1] or bool(info.adopted)):
+      pending = sp.plan_ahead(ex, ahead_params, jax.device_put(state, ahead_dev),
+                              jax.device_put(jax.random.fold_in(step_key, 1), ahead_dev))
+      ahead_calls += 1
     if bool(info.nonfinite):
       bad_steps.append(t)
       if log_fn:
@@ -47,47 +78,74 @@ def run_episode(step_fn, init_state, env, key, seed: int, log_fn=None) -> Dict[s
                'safe action emitted')
     obs, reward, done, _ = env.step(action)
     ret, t = ret + reward, t + 1
+    if runtime.period_ms > 0:
+      time.sleep(max(0.0, runtime.period_ms / 1e3 - (time.perf_counter() - start)))
   return dict(ret=ret, planner_calls=int(state.planner_calls), corrections=int(state.corrections),
               fallbacks=int(state.fallbacks), nonfinite=int(state.nonfinite),
-              nonfinite_steps=bad_steps, replan_ms=replan_ms, correct_ms=correct_ms)
+              adopted=int(state.adopted), ahead_calls=ahead_calls, ready_offered=offered,
+              nonfinite_steps=bad_steps,
+              step_ms=step_ms, replanned=replanned)
 
 
 def _median(xs):
   return float(statistics.median(xs)) if xs else float('nan')
 
 
-def evaluate_mode(model, params, planner_cfg, spec_cfg: sp.SpecConfig, corrector, cparams, env,
-                  tau: float, episodes: int, key: jax.Array, seed: int = 0,
-                  log_fn=None, tau_q: float = float('nan')) -> Dict[str, Any]:
-  """Runs ``episodes`` episodes of one mode on seeds seed, seed+1, ... (the same seeds for
-  every mode: results pair per seed). Returns a summary row (see COLUMNS) with the
-  per-episode ``returns`` list; ``reporting.add_robust_stats`` adds medians and pairing."""
-  init = sp.init_state(model, planner_cfg, spec_cfg)
-  step_fn = lambda s, o, k, t0: sp.step(model, params, planner_cfg, spec_cfg, corrector, cparams,
-                                        s, o, k, tau, t0)
-  # Compile (both cond branches are compiled together) before timing anything.
-  jax.block_until_ready(step_fn(init, jnp.zeros(model.cfg.obs_dim), key, True)[0])
+def _latency_stats(eps) -> Dict[str, float]:
+  ms = np.array([m for e in eps for m in e['step_ms']])
+  rep = np.array([r for e in eps for r in e['replanned']], bool)
+  replan, correct = ms[rep].tolist(), ms[~rep].tolist()
+  return dict(step_ms_mean=float(ms.mean()), step_ms_median=float(np.median(ms)),
+              step_ms_p99=float(np.percentile(ms, 99)), step_ms_max=float(ms.max()),
+              replan_ms_median=_median(replan), correct_ms_median=_median(correct),
+              correct_to_replan_ratio=(_median(correct) / _median(replan)
+                                       if correct and replan else float('nan')))
+
+
+def evaluate_mode(ex: sp.Executor, params: sp.ExecParams, env, tau: float, episodes: int,
+                  key: jax.Array, seed: int = 0, log_fn=None, tau_q: float = float('nan'),
+                  runtime: Runtime = Runtime()) -> Dict[str, Any]:
+  """Runs ``episodes`` episodes of one executor on seeds seed, seed+1, ... (the same seeds and
+  step keys for every mode: results pair per seed). Returns a summary row (see COLUMNS) with
+  the per-episode ``returns`` list; ``reporting.add_robust_stats`` adds medians and pairing."""
+  init = sp.init_state(ex)
+  # Compile both cond branches (and plan-ahead) before timing anything.
+  jax.block_until_ready(sp.step(ex, params, init, jnp.zeros(ex.model.cfg.obs_dim), key, tau,
+                                True, sp.no_ready(ex))[0])
+  if runtime.plan_ahead:
+    ahead_dev = _devices()[1]
+    jax.block_until_ready(sp.plan_ahead(ex, jax.device_put(params, ahead_dev),
+                                        jax.device_put(init, ahead_dev),
+                                        jax.device_put(key, ahead_dev)))
   eps = []
   for ep in range(episodes):
-    eps.append(run_episode(step_fn, init, env, jax.random.fold_in(key, ep), seed + ep, log_fn))
+    eps.append(run_episode(ex, params, env, jax.random.fold_in(key, ep), seed + ep, tau,
+                           runtime, log_fn))
     if log_fn:
-      log_fn(f'{spec_cfg.mode} tau={tau:.4g} H={spec_cfg.effective_exec_len} episode '
-             f'{ep + 1}/{episodes}: return {eps[-1]["ret"]:.1f}, '
-             f'{eps[-1]["planner_calls"]} planner calls')
-  replan = [m for e in eps for m in e['replan_ms']]
-  correct = [m for e in eps for m in e['correct_ms']]
+      log_fn(f'{label(ex, runtime)} tau={tau:.4g} episode {ep + 1}/{episodes}: return '
+             f'{eps[-1]["ret"]:.1f}, {eps[-1]["planner_calls"]} planner calls '
+             f'({eps[-1]["adopted"]} ready plans adopted)')
   returns = [e['ret'] for e in eps]
   mean = lambda k: float(np.mean([e[k] for e in eps]))
-  return dict(mode=spec_cfg.mode, tau=float(tau), tau_q=float(tau_q),
-              exec_len=spec_cfg.effective_exec_len, horizon=planner_cfg.horizon,
-              episodes=episodes, returns=returns, seeds=list(range(seed, seed + episodes)),
-              return_mean=float(np.mean(returns)), return_std=float(np.std(returns)),
-              planner_calls=mean('planner_calls'), corrections=mean('corrections'),
-              fallbacks=mean('fallbacks'), nonfinite=float(sum(e['nonfinite'] for e in eps)),
-              step_ms_mean=float(np.mean(replan + correct)),
-              step_ms_median=_median(replan + correct), replan_ms_median=_median(replan),
-              correct_ms_median=_median(correct),
-              correct_to_replan_ratio=_median(correct) / _median(replan) if correct else float('nan'))
+  lat = _latency_stats(eps)
+  return dict(mode=ex.spec.mode, gate=ex.spec.gate, ahead=int(runtime.plan_ahead),
+              tau=float(tau), tau_q=float(tau_q), exec_len=ex.spec.effective_exec_len,
+              horizon=ex.planner.horizon, episodes=episodes, returns=returns,
+              seeds=list(range(seed, seed + episodes)), return_mean=float(np.mean(returns)),
+              return_std=float(np.std(returns)), planner_calls=mean('planner_calls'),
+              ahead_calls=mean('ahead_calls'), adopted=mean('adopted'),
+              ready_accept=(sum(e['adopted'] for e in eps) /
+                            max(sum(e['ready_offered'] for e in eps), 1)),
+              corrections=mean('corrections'), fallbacks=mean('fallbacks'),
+              nonfinite=float(sum(e['nonfinite'] for e in eps)),
+              p99_to_plan=lat['step_ms_p99'] / lat['replan_ms_median'],
+              period_ms=runtime.period_ms, **lat)
+
+
+def label(ex: sp.Executor, runtime: Runtime = Runtime()) -> str:
+  """'mlp H=3', 'mlp+learned H=3', 'mlp+ahead H=3'."""
+  name = ex.spec.mode + ('+learned' if ex.spec.gate == 'learned' else '')
+  return f"{name}{'+ahead' if runtime.plan_ahead else ''} H={ex.spec.effective_exec_len}"
 
 
 def write_outputs(rows: List[Dict[str, Any]], workdir: str, name: str = 'evaluation',
@@ -108,70 +166,97 @@ def write_outputs(rows: List[Dict[str, Any]], workdir: str, name: str = 'evaluat
 
 
 class Point(NamedTuple):
-  """One evaluated configuration: mode, execution length, absolute tau and its quantile."""
+  """One evaluated configuration: mode, execution length, gate threshold tau and its quantile
+  of the mismatch distribution (norm gate), gate kind and plan-ahead."""
   mode: str
   exec_len: int
   tau: float
   tau_q: float
+  gate: str = 'norm'
+  plan_ahead: bool = False
 
 
 def grid(blocks: Sequence[Dict[str, Any]], quantiles: Optional[Sequence[float]],
          baseline: bool = True) -> List[Point]:
-  """Expands blocks ``{modes, exec_lens, taus, tau_quantiles}`` into points (baseline first,
-  once, duplicates removed). Quantile taus are resolved on the export's stored mismatch
-  distribution ``quantiles`` (``reporting.resolve_taus``); tau = inf means never verify.
+  """Expands blocks ``{modes, exec_lens, taus, tau_quantiles, gate, plan_ahead}`` into points
+  (baseline first, once, duplicates removed). For gate='norm' quantile taus are resolved on
+  the export's stored mismatch distribution ``quantiles`` (``reporting.resolve_taus``) and
+  tau = inf means never verify; for gate='learned' taus are rejection probabilities.
   ``baseline=False`` leaves the baseline out (a later pass on the same seeds, merged with
   ``combine``, pairs with the baseline of an earlier pass)."""
   points = [Point('baseline', 1, float('inf'), float('nan'))] if baseline else []
   for b in blocks:
-    taus = reporting.resolve_taus(tuple(b.get('taus', ())), tuple(b.get('tau_quantiles', ())),
-                                  quantiles)
+    gate, ahead = b.get('gate', 'norm'), bool(b.get('plan_ahead', False))
+    if gate == 'norm':
+      taus = reporting.resolve_taus(tuple(b.get('taus', ())), tuple(b.get('tau_quantiles', ())),
+                                    quantiles)
+    else:
+      taus = [(float(x), float('nan')) for x in b.get('taus', ())]
     for mode in b['modes']:
       if mode == 'baseline':
         continue
       for h in b['exec_lens']:
         for tau, tau_q in taus:
-          p = Point(mode, int(h), tau, tau_q)
+          p = Point(mode, int(h), tau, tau_q, gate, ahead)
           if p not in points:
             points.append(p)
   return points
 
 
+def executor_for(point: Point, model, base_planner, spec_planner, correctors: Dict[str, Any],
+                 acceptance: Optional[Dict[str, Any]] = None):
+  """(Executor, corrector params, acceptance params) of a point; ``correctors`` maps
+  mode -> (Corrector, params), ``acceptance`` mode -> (AcceptanceHead, params)."""
+  if corr_lib.needs_corrector(point.mode) and point.mode not in correctors:
+    raise ValueError(f'mode {point.mode!r} needs a corrector; have {sorted(correctors)} '
+                     '(run launch/distill.py)')
+  acceptance = acceptance or {}
+  if point.gate == 'learned' and point.mode not in acceptance:
+    raise ValueError(f"gate 'learned' for mode {point.mode!r} needs an acceptance head; have "
+                     f'{sorted(acceptance)} (run launch/distill.py with acceptance=True)')
+  cor, cparams = correctors.get(point.mode, (None, None))
+  head, hparams = acceptance.get(point.mode, (None, None)) if point.gate == 'learned' else (None,
+                                                                                            None)
+  pcfg = base_planner if point.mode == 'baseline' else spec_planner
+  if point.exec_len > pcfg.horizon:
+    raise ValueError(f'exec_len {point.exec_len} exceeds the planner horizon {pcfg.horizon}: '
+                     'raise the speculative planner horizon')
+  scfg = sp.SpecConfig(mode=point.mode, exec_len=point.exec_len, gate=point.gate,
+                       history=cor.cfg.history if cor else 4)
+  return sp.Executor(model, pcfg, scfg, cor, head), cparams, hparams
+
+
 def evaluate_grid(model, params, base_planner, spec_planner, correctors: Dict[str, Any], env,
                   points: Sequence[Point], episodes: int, key: jax.Array, seed: int,
-                  log_fn=None) -> List[Dict[str, Any]]:
+                  log_fn=None, acceptance: Optional[Dict[str, Any]] = None,
+                  period_ms: float = 0.0) -> List[Dict[str, Any]]:
   """Evaluates every point on the same episode seeds: the baseline with ``base_planner`` (the
   horizon the model was trained with), speculative modes with ``spec_planner`` (whose horizon
-  must be >= every exec_len). ``correctors`` maps mode -> (Corrector, params)."""
+  must be >= every exec_len). ``correctors`` / ``acceptance`` map mode -> (module, params)."""
   rows = []
   for p in points:
-    if corr_lib.needs_corrector(p.mode) and p.mode not in correctors:
-      raise ValueError(f'mode {p.mode!r} needs a corrector; have {sorted(correctors)} '
-                       '(run launch/distill.py)')
-    cor, cparams = correctors.get(p.mode, (None, None))
-    pcfg = base_planner if p.mode == 'baseline' else spec_planner
-    if p.exec_len > pcfg.horizon:
-      raise ValueError(f'exec_len {p.exec_len} exceeds the planner horizon {pcfg.horizon}: '
-                       'raise the speculative planner horizon')
-    scfg = sp.SpecConfig(mode=p.mode, exec_len=p.exec_len, history=cor.cfg.history if cor else 4)
-    rows.append(evaluate_mode(model, params, pcfg, scfg, cor, cparams, env, p.tau, episodes, key,
-                              seed, log_fn=log_fn, tau_q=p.tau_q))
+    ex, cparams, hparams = executor_for(p, model, base_planner, spec_planner, correctors,
+                                        acceptance)
+    rows.append(evaluate_mode(ex, sp.ExecParams(params, cparams, hparams), env, p.tau, episodes,
+                              key, seed, log_fn=log_fn, tau_q=p.tau_q,
+                              runtime=Runtime(p.plan_ahead, period_ms)))
   return rows
 
 
 def run(cfg, export_dir: str, workdir: str):
-  """The evaluation job behind launch/evaluate.py: loads the export (and its correctors and
-  stored mismatch distribution), evaluates ``grid(cfg.blocks)`` on ``cfg.episodes`` episodes
-  from seed ``cfg.seed`` with the baseline planner as exported and the speculative planner
-  with ``cfg.spec_planner`` overrides (default: as exported), writes the outputs.
-  Returns (rows, paths)."""
+  """The evaluation job behind launch/evaluate.py: loads the export (and its correctors,
+  acceptance heads and stored mismatch distribution), evaluates ``grid(cfg.blocks)`` on
+  ``cfg.episodes`` episodes from seed ``cfg.seed`` with the baseline planner as exported and
+  the speculative planner with ``cfg.spec_planner`` overrides (default: as exported), writes
+  the outputs. ``cfg.period_ms`` (optional) paces decisions in real time. Returns (rows, paths)."""
   import dataclasses
   from absl import logging
   from spec_jax import checkpoint
   from spec_jax import logs
   from spec_jax.envs import dmc
   logs.setup()
-  model, params, pcfg, cors, meta = checkpoint.load_with_correctors(export_dir)
+  model, params, pcfg, cors, meta, heads = checkpoint.load_with_correctors(
+      export_dir, with_acceptance=True)
   extra = meta['extra']
   base_pcfg = dataclasses.replace(pcfg, **dict(cfg.get('base_planner', {}) or {}))
   spec_pcfg = dataclasses.replace(pcfg, **dict(cfg.get('spec_planner', {}) or {}))
@@ -179,13 +264,14 @@ def run(cfg, export_dir: str, workdir: str):
                    episode_length=cfg.get('episode_length', 0) or extra['episode_length'])
   points = grid([dict(b) for b in cfg.blocks], extra.get('mismatch_quantiles'),
                 baseline=cfg.get('baseline', True))
-  logging.info('%d configurations x %d episodes (seeds %d..%d)', len(points), cfg.episodes,
-               cfg.seed, cfg.seed + cfg.episodes - 1)
+  logging.info('%d configurations x %d episodes (seeds %d..%d); devices %s', len(points),
+               cfg.episodes, cfg.seed, cfg.seed + cfg.episodes - 1, jax.local_devices())
   title = f"{extra['task']} ({extra.get('env_step', '?')} env steps), {cfg.episodes} episodes"
   rows = []
   for i, p in enumerate(points):  # outputs rewritten after every point: nothing lost on a stop
     rows += evaluate_grid(model, params, base_pcfg, spec_pcfg, cors, env, [p], cfg.episodes,
-                          jax.random.PRNGKey(cfg.seed), cfg.seed, log_fn=logging.info)
+                          jax.random.PRNGKey(cfg.seed), cfg.seed, log_fn=logging.info,
+                          acceptance=heads, period_ms=float(cfg.get('period_ms', 0.0)))
     paths = write_outputs(rows, workdir, title=title)
     logging.info('point %d/%d done: %s', i + 1, len(points), reporting.point_label(rows[-1]))
   return rows, paths
@@ -200,11 +286,13 @@ def read_rows(path: str) -> List[Dict[str, Any]]:
       row = {}
       for k, v in r.items():
         try:
-          row[k] = float(v) if k not in ('mode',) else v
+          row[k] = float(v) if k not in ('mode', 'gate') else v
         except (TypeError, ValueError):
           row[k] = v
       row['returns'] = [float(x) for x in r['returns_per_seed'].split()]
       row['exec_len'], row['horizon'] = int(row['exec_len']), int(row['horizon'])
+      row.setdefault('gate', 'norm')  # files written before gates existed
+      row['ahead'] = int(row.get('ahead') or 0)
       rows.append(row)
   return rows
 
@@ -219,7 +307,7 @@ def combine(paths: Sequence[str], workdir: str, reference_horizon: int, title: s
     for r in read_rows(path):
       if r['mode'] == 'baseline' and r['horizon'] != reference_horizon:
         r['mode'] = f"baseline-h{r['horizon']}"
-      key = (r['mode'], r['exec_len'], r['tau'], r['horizon'])
+      key = (r['mode'], r['gate'], r['ahead'], r['exec_len'], r['tau'], r['horizon'])
       if key not in seen:
         seen.add(key)
         rows.append(r)

@@ -193,11 +193,31 @@ def plan_with_noise(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerCon
   ``task`` (obs zero-padded to obs_dim): sampled actions, mean and std are masked to the task's
   action dimensions as in the official planner, and the task's discount is used."""
   _check_plan_inputs(model, cfg, obs, state)
+  z0 = model.encode(params, obs, **_task_kw(task))
+  return _plan_core(model, params, cfg, state, z0, noise, t0, eval_mode, temperature, shift, task)
+
+
+@functools.partial(jax.jit, static_argnames=('model', 'cfg', 'eval_mode'))
+def plan_from_latent(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerConfig,
+                     state: PlannerState, z0: jax.Array, key: jax.Array, t0,
+                     eval_mode: bool = False, temperature=None, shift=1, task=None):
+  """``plan`` seeded by a latent z0 [Z] instead of an observation (e.g. the model's predicted
+  latent at the step where an action queue runs out: plan-ahead). Same draws as ``plan`` for
+  the same key, so ``plan(obs)`` == ``plan_from_latent(encode(obs))``; ``task`` as in ``plan``.
+  Returns (PlanResult, new PlannerState)."""
+  chex.assert_shape(z0, (model.cfg.latent_dim,))
+  chex.assert_shape(state.prev_mean, (cfg.horizon, model.cfg.action_dim))
+  return _plan_core(model, params, cfg, state, z0, draw_noise(model, cfg, key), t0, eval_mode,
+                    temperature, shift, task)
+
+
+def _plan_core(model, params, cfg, state, z0, noise, t0, eval_mode, temperature, shift,
+               task=None):
+  """MPPI from latent z0 [Z] with explicit draws: the shared body of every plan entry point."""
   noise = jax.tree_util.tree_map(jnp.asarray, noise)
   temperature = jnp.asarray(cfg.temperature if temperature is None else temperature, jnp.float32)
   H, N, P, A, E = (cfg.horizon, cfg.num_samples, cfg.num_pi_trajs, model.cfg.action_dim,
                    cfg.num_elites)
-  z0 = model.encode(params, obs, **_task_kw(task))
   mask = None if task is None else model.action_mask(task)                  # [A] or None
   pi_actions = policy_rollout(model, params, jnp.broadcast_to(z0, (P, z0.shape[-1])),
                               noise.pi_eps, task) if P > 0 else jnp.zeros((H, 0, A))

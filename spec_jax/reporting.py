@@ -136,13 +136,22 @@ def markdown_table(rows: Sequence[Dict[str, Any]], columns: Sequence[str]) -> st
   return '\n'.join(lines) + '\n'
 
 
+def variant(r: Dict[str, Any]) -> str:
+  """Executor variant of a row: mode, '+learned' for the learned gate, '+ahead' for
+  plan-ahead, e.g. 'mlp+learned+ahead'."""
+  learned = '+learned' if r.get('gate') == 'learned' else ''
+  ahead = '+ahead' if r.get('ahead') not in (None, '', 0, 0.0, '0') else ''
+  return f"{r.get('mode')}{learned}{ahead}"
+
+
 def point_label(r: Dict[str, Any]) -> str:
-  """'mlp tau=0.5 (q0.93) H=3' for a row."""
+  """'mlp tau=0.5 (q0.93) H=3' for a row ('mlp+learned p>0.7 H=3' for the learned gate)."""
   tau_q = r.get('tau_q', float('nan'))
   q = '' if tau_q is None or not np.isfinite(tau_q) else f' (q{tau_q:.2f})'
   if r.get('mode') == 'baseline':
     return 'baseline'
-  return f"{r.get('mode')} tau={r.get('tau', float('nan')):.3g}{q} H={r.get('exec_len')}"
+  thr = 'p>' if r.get('gate') == 'learned' else 'tau='
+  return f"{variant(r)} {thr}{r.get('tau', float('nan')):.3g}{q} H={r.get('exec_len')}"
 
 
 def plot_return_vs_calls(rows: Sequence[Dict[str, Any]], path: str, title: str = '',
@@ -154,9 +163,9 @@ def plot_return_vs_calls(rows: Sequence[Dict[str, Any]], path: str, title: str =
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
   fig, ax = plt.subplots(figsize=(8, 5.5))
-  modes = sorted({r['mode'] for r in rows}, key=lambda m: (m != 'baseline', m))
+  modes = sorted({variant(r) for r in rows}, key=lambda m: (m != 'baseline', m))
   for mode in modes:
-    sel = [r for r in rows if r['mode'] == mode]
+    sel = [r for r in rows if variant(r) == mode]
     y = np.array([r['return_median'] for r in sel])
     err = np.array([[m - r['return_q25'], r['return_q75'] - m] for r, m in zip(sel, y)]).T
     ax.errorbar([r['planner_calls'] for r in sel], y, yerr=err, fmt='o', capsize=3, alpha=0.8,

@@ -1,12 +1,20 @@
 """Speculate-verify-correct: one jitted step, a single lax.cond between replan and correct.
 
+Static parts travel in one frozen ``Executor`` (model, planner config, speculation config,
+corrector, acceptance head); parameters in ``ExecParams``; every step function takes
+(executor, params, state, obs, key, tau, t0).
+
 Per environment step (``step``):
   1. z_real = enc(obs); z_hat = latent_queue[index]; d = ||z_real - z_hat||_2.
-  2. The mismatch token [z_real, z_hat, z_real - z_hat, a_spec] is pushed on the history.
-  3. replan = t0 | (index >= exec_len) | (d > tau)  -> lax.cond:
+  2. At a queue end with a valid ``ReadyPlan`` (plan-ahead: planned from z_hat while the queue
+     ran), the ready plan becomes the queue (index 0) if the gate accepts.
+  3. The mismatch token [z_real, z_hat, z_real - z_hat, a_spec] is pushed on the history.
+  4. Gate score: d ('norm', the paper's verifier) or the acceptance head's rejection
+     probability ('learned'). replan = t0 | (queue exhausted and nothing adopted) |
+     (score > tau) -> lax.cond:
      replan : MPPI from obs, refill the action queue [H, A] and latent queue [H+1, Z],
-              execute the first action, index = 1 (counts one planner call; a fallback if it
-              was caused by d > tau with actions still queued).
+              execute the first action, index = 1 (counts one planner call; a fallback if the
+              gate rejected a step that had a queue (or a ready plan) to continue).
      correct: a = clip(a_spec + corrector(history, a_spec), -1, 1), index += 1.
 
 Non-finite safety: if the observation, z_real or the chosen action is not finite, the step
@@ -16,10 +24,10 @@ the NaN never reaches later steps) and forces a replan at the next step. Under j
 flag, never an exception; the runners report the environment index and step.
 
 Modes (static): 'baseline' (exec_len forced to 1: replan every step), 'spec' (no correction),
-'mlp' and 'transformer' (learned correctors). ``tau`` is traced: vmap it for sweeps.
+and one per registered corrector kind ('mlp', 'transformer'). ``tau`` is traced: vmap it.
 Note: under vmap a lax.cond with a batched predicate runs both branches (select), so
-``step_batch`` plans at every step; ``step_batch_shared`` keeps one batch-level cond instead.
-Per-step latency gains are measured unbatched (``launch/evaluate.py``).
+``step_batch`` plans at every step; ``step_batch_shared`` keeps one batch-level cond and
+``step_batch_compact`` plans only the environments that replan.
 """
 import dataclasses
 import functools
@@ -30,6 +38,7 @@ import flax
 import jax
 import jax.numpy as jnp
 
+from spec_jax import acceptance as acc_lib
 from spec_jax import config as config_lib
 from spec_jax import correctors as corr_lib
 from spec_jax import planner as planner_lib
@@ -41,23 +50,68 @@ def modes() -> tuple:
   return ('baseline', 'spec') + corr_lib.kinds()
 
 
+GATES = ('norm', 'learned')  # verifier: ||z_real - z_hat|| > tau, or p_reject(features) > tau
+
+
 @dataclasses.dataclass(frozen=True)
 class SpecConfig:
-  """Static speculation settings. exec_len <= planner horizon actions run per plan."""
+  """Static speculation settings. exec_len <= planner horizon actions run per plan.
+  gate: 'norm' (the paper's latent distance) or 'learned' (acceptance head; tau is then a
+  rejection probability)."""
   mode: str = 'mlp'
   exec_len: int = 3
   history: int = 4
   eval_mode: bool = True
+  gate: str = 'norm'
 
   def __post_init__(self):
     if self.mode not in modes():
       raise ValueError(f'mode must be one of {modes()}, got {self.mode!r}')
     if self.exec_len < 1 or self.history < 1:
       raise ValueError('exec_len and history must be >= 1')
+    if self.gate not in GATES:
+      raise ValueError(f'gate must be one of {GATES}, got {self.gate!r}')
 
   @property
   def effective_exec_len(self) -> int:
     return 1 if self.mode == 'baseline' else self.exec_len
+
+
+@dataclasses.dataclass(frozen=True)
+class Executor:
+  """The static parts of the speculative executor, bundled (hashable: a jit static argument).
+
+  model: the world model; planner: its MPPI settings (horizon >= spec.exec_len); spec: the
+  speculation settings; corrector: needed by corrector modes; acceptance: needed by
+  gate='learned'. Sweepable values (tau) and parameters are NOT here (see ExecParams).
+  """
+  model: wm_lib.WorldModel
+  planner: config_lib.PlannerConfig
+  spec: SpecConfig
+  corrector: Optional[corr_lib.Corrector] = None
+  acceptance: Optional[acc_lib.AcceptanceHead] = None
+
+  def __post_init__(self):
+    if corr_lib.needs_corrector(self.spec.mode) and self.corrector is None:
+      raise ValueError(f'mode {self.spec.mode!r} needs a corrector')
+    if self.spec.gate == 'learned' and self.acceptance is None:
+      raise ValueError("gate 'learned' needs an acceptance head (distill with acceptance=True)")
+    if self.corrector is not None and corr_lib.needs_corrector(self.spec.mode) and (
+        self.corrector.cfg.kind != self.spec.mode or
+        self.corrector.cfg.history != self.spec.history):
+      raise ValueError(f'mode {self.spec.mode!r} (history {self.spec.history}) got a '
+                       f'{self.corrector.cfg.kind!r} corrector (history '
+                       f'{self.corrector.cfg.history})')
+    if self.spec.exec_len > self.planner.horizon:
+      raise ValueError(f'exec_len ({self.spec.exec_len}) cannot exceed the planner horizon '
+                       f'({self.planner.horizon})')
+
+
+class ExecParams(NamedTuple):
+  """Parameters of an Executor: world model, corrector (or None), acceptance head (or None)."""
+  model: chex.ArrayTree
+  corrector: chex.ArrayTree = None
+  acceptance: chex.ArrayTree = None
 
 
 @flax.struct.dataclass
@@ -68,11 +122,12 @@ class SpecState:
   history: jax.Array        # [K, F] mismatch tokens, newest last
   history_valid: jax.Array  # [K] bool
   planner: planner_lib.PlannerState
-  planner_calls: jax.Array  # [] int32
+  planner_calls: jax.Array  # [] int32: blocking planner calls (plans the step waited for)
   corrections: jax.Array    # [] int32
-  fallbacks: jax.Array      # [] int32: replans forced by d > tau
+  fallbacks: jax.Array      # [] int32: replans forced by the gate (mismatch) with a queue left
   steps: jax.Array          # [] int32
   nonfinite: jax.Array      # [] int32: steps that emitted SAFE_ACTION (non-finite input)
+  adopted: jax.Array        # [] int32: ready (plan-ahead) plans adopted at a queue end
 
 
 class StepInfo(NamedTuple):
@@ -82,22 +137,37 @@ class StepInfo(NamedTuple):
   z_real: jax.Array      # [Z]
   z_hat: jax.Array       # [Z]
   a_spec: jax.Array      # [A] queued action at this step (before correction)
-  k: jax.Array           # [] int32: steps into speculation (index before the step)
+  k: jax.Array           # [] int32: steps into the queue the action comes from
   nonfinite: jax.Array   # [] bool: non-finite obs/latent/action -> SAFE_ACTION emitted
+  adopted: jax.Array     # [] bool: a ready plan became the queue at this step
+  score: jax.Array       # [] the gate's statistic: d ('norm') or p_reject ('learned')
 
 
-def init_state(model: wm_lib.WorldModel, planner_cfg: config_lib.PlannerConfig,
-               spec_cfg: SpecConfig) -> SpecState:
-  H, A, Z = planner_cfg.horizon, model.cfg.action_dim, model.cfg.latent_dim
-  if spec_cfg.exec_len > H:
-    raise ValueError(f'exec_len ({spec_cfg.exec_len}) cannot exceed the planner horizon ({H})')
+class ReadyPlan(NamedTuple):
+  """A plan made ahead of time from the predicted latent where the queue runs out (plan-ahead):
+  adopted at that step if the gate accepts, with no planner wait."""
+  actions: jax.Array    # [H, A]
+  latents: jax.Array    # [H+1, Z]; latents[0] is the seed z_hat
+  prev_mean: jax.Array  # [H, A] the planner state after that plan (warm start)
+  valid: jax.Array      # [] bool
+
+
+def no_ready(ex: Executor) -> ReadyPlan:
+  """The empty ReadyPlan (valid=False): the executor behaves as the paper's."""
+  H, A, Z = ex.planner.horizon, ex.model.cfg.action_dim, ex.model.cfg.latent_dim
+  return ReadyPlan(jnp.zeros((H, A)), jnp.zeros((H + 1, Z)), jnp.zeros((H, A)),
+                   jnp.zeros((), bool))
+
+
+def init_state(ex: Executor) -> SpecState:
+  H, A, Z = ex.planner.horizon, ex.model.cfg.action_dim, ex.model.cfg.latent_dim
   zero = jnp.zeros((), jnp.int32)
   return SpecState(action_queue=jnp.zeros((H, A)), latent_queue=jnp.zeros((H + 1, Z)),
                    index=jnp.full((), H, jnp.int32),
-                   history=jnp.zeros((spec_cfg.history, 3 * Z + A)),
-                   history_valid=jnp.zeros((spec_cfg.history,), bool),
-                   planner=planner_lib.init_state(planner_cfg, A), planner_calls=zero,
-                   corrections=zero, fallbacks=zero, steps=zero, nonfinite=zero)
+                   history=jnp.zeros((ex.spec.history, 3 * Z + A)),
+                   history_valid=jnp.zeros((ex.spec.history,), bool),
+                   planner=planner_lib.init_state(ex.planner, A), planner_calls=zero,
+                   corrections=zero, fallbacks=zero, steps=zero, nonfinite=zero, adopted=zero)
 
 
 def _push(history, valid, token, reset):
@@ -117,40 +187,62 @@ class _Verdict(NamedTuple):
   replan: jax.Array
   fallback: jax.Array
   bad_input: jax.Array
+  adopt: jax.Array          # the ready plan is the queue from this step on
+  k: jax.Array              # index of a_spec in the (possibly adopted) queue
+  action_queue: jax.Array   # [H, A] the queue a correcting step continues
+  latent_queue: jax.Array   # [H+1, Z]
+  prev_mean: jax.Array      # [H, A] planner warm start a correcting step keeps
+  score: jax.Array
 
 
-def _verify(model, params, planner_cfg, spec_cfg, state, obs, tau, t0) -> _Verdict:
-  """Encode, measure the mismatch, push the history token, decide replan vs correct."""
-  H = planner_cfg.horizon
-  z_real = model.encode(params, obs)
+def _gate_score(ex: Executor, params: ExecParams, token, d, k):
+  if ex.spec.gate == 'learned':
+    return ex.acceptance.p_reject(params.acceptance, token, d, k)
+  return d
+
+
+def _verify(ex: Executor, params: ExecParams, state, obs, tau, t0, ready) -> _Verdict:
+  """Encode, measure the mismatch, adopt a ready plan at a queue end, push the history token,
+  decide replan vs correct."""
+  H = ex.planner.horizon
+  ready = no_ready(ex) if ready is None else ready
+  z_real = ex.model.encode(params.model, obs)
   bad = ~(jnp.all(jnp.isfinite(obs)) & jnp.all(jnp.isfinite(z_real)))
-  idx = jnp.minimum(state.index, H)
-  z_hat = state.latent_queue[idx]
+  z_hat = state.latent_queue[jnp.minimum(state.index, H)]
   d = jnp.where(t0, 0.0, jnp.linalg.norm(z_real - z_hat))
-  a_spec = state.action_queue[jnp.minimum(idx, H - 1)]
+  exhausted = state.index >= ex.spec.effective_exec_len
+  can_adopt = exhausted & ready.valid & ~t0
+  pick = lambda r, s: jnp.where(can_adopt, r, s)
+  aq, lq = pick(ready.actions, state.action_queue), pick(ready.latents, state.latent_queue)
+  k = jnp.where(can_adopt, 0, state.index)
+  a_spec = aq[jnp.minimum(k, H - 1)]
   token = jnp.concatenate([z_real, z_hat, z_real - z_hat, a_spec])
   history, valid = _push(state.history, state.history_valid, token, t0)
-  exhausted = state.index >= spec_cfg.effective_exec_len
+  score = _gate_score(ex, params, token, d, k)
+  reject = (score > tau) & ~t0
+  keeps_going = ~exhausted | can_adopt
   # A non-finite input never reaches the planner (its warm start would stay poisoned).
-  return _Verdict(z_real, z_hat, d, a_spec, history, valid,
-                  replan=(t0 | exhausted | (d > tau)) & ~bad,
-                  fallback=(d > tau) & ~exhausted & ~t0 & ~bad, bad_input=bad)
+  replan = (t0 | ~keeps_going | reject) & ~bad
+  return _Verdict(z_real, z_hat, d, a_spec, history, valid, replan=replan,
+                  fallback=reject & keeps_going & ~bad, bad_input=bad,
+                  adopt=can_adopt & ~replan & ~bad, k=k, action_queue=aq, latent_queue=lq,
+                  prev_mean=pick(ready.prev_mean, state.planner.prev_mean), score=score)
 
 
-def _replan_branch(model, params, planner_cfg, spec_cfg, state, obs, key, t0):
+def _replan_branch(ex: Executor, params: ExecParams, state, obs, key, t0):
   # Warm start advanced by the queued actions executed since the last plan (state.index).
-  res, pstate = planner_lib.plan(model, params, planner_cfg, state.planner, obs, key, t0,
-                                 spec_cfg.eval_mode, shift=state.index)
+  res, pstate = planner_lib.plan(ex.model, params.model, ex.planner, state.planner, obs, key, t0,
+                                 ex.spec.eval_mode, shift=state.index)
   return res.action, res.actions, res.latents, jnp.ones((), jnp.int32), pstate
 
 
-def _correct_branch(spec_cfg, corrector, corrector_params, state, v: _Verdict):
-  if spec_cfg.mode in ('baseline', 'spec'):
+def _correct_branch(ex: Executor, params: ExecParams, v: _Verdict):
+  if not corr_lib.needs_corrector(ex.spec.mode):
     a = v.a_spec
   else:
-    a = jnp.clip(v.a_spec + corrector.apply(corrector_params, v.history, v.valid, v.a_spec),
-                 -1.0, 1.0)
-  return a, state.action_queue, state.latent_queue, state.index + 1, state.planner
+    a = ex.corrector.correct(params.corrector, v.history, v.valid, v.a_spec)
+  return (a, v.action_queue, v.latent_queue, v.k + 1,
+          planner_lib.PlannerState(prev_mean=v.prev_mean))
 
 
 SAFE_ACTION = 0.0  # emitted (broadcast to [A]) whenever a step's input or output is non-finite
@@ -168,57 +260,53 @@ def _finish(state, v: _Verdict, out):
       planner_calls=state.planner_calls + v.replan.astype(jnp.int32),
       corrections=state.corrections + (~v.replan & ~bad).astype(jnp.int32),
       fallbacks=state.fallbacks + v.fallback.astype(jnp.int32), steps=state.steps + 1,
-      nonfinite=state.nonfinite + bad.astype(jnp.int32))
+      nonfinite=state.nonfinite + bad.astype(jnp.int32),
+      adopted=state.adopted + (v.adopt & ~bad).astype(jnp.int32))
   action = jnp.where(bad, jnp.full_like(action, SAFE_ACTION), action)
   info = StepInfo(replanned=v.replan, fallback=v.fallback, d=v.d, z_real=v.z_real,
-                  z_hat=v.z_hat, a_spec=v.a_spec, k=state.index, nonfinite=bad)
+                  z_hat=v.z_hat, a_spec=v.a_spec, k=v.k, nonfinite=bad,
+                  adopted=v.adopt & ~bad, score=v.score)
   return action, new_state, info
 
 
-def _check(spec_cfg, corrector):
-  if corr_lib.needs_corrector(spec_cfg.mode) and corrector is None:
-    raise ValueError(f"mode {spec_cfg.mode!r} needs a corrector")
+@functools.partial(jax.jit, static_argnames=('ex',))
+def step(ex: Executor, params: ExecParams, state: SpecState, obs: jax.Array, key: jax.Array,
+         tau, t0, ready: Optional[ReadyPlan] = None):
+  """One speculative step for one environment: ONE lax.cond between replan and correct.
 
-
-@functools.partial(jax.jit, static_argnames=('model', 'planner_cfg', 'spec_cfg', 'corrector'))
-def step(model: wm_lib.WorldModel, params, planner_cfg: config_lib.PlannerConfig,
-         spec_cfg: SpecConfig, corrector: Optional[corr_lib.Corrector], corrector_params,
-         state: SpecState, obs: jax.Array, key: jax.Array, tau, t0):
-  """One speculative step for one environment: obs [O] -> (action [A], SpecState, StepInfo).
-
-  ``key`` is used as the planner key when replanning; ``tau`` and ``t0`` may be traced.
+  Args:
+    ex: the Executor (static). params: ExecParams. state: SpecState.
+    obs: [O] observation. key: planner key (used when replanning).
+    tau: [] gate threshold (traced: vmap it for sweeps); a distance for gate='norm', a
+      rejection probability for gate='learned'. t0: [] bool, first step of an episode.
+    ready: optional ReadyPlan (plan-ahead); adopted at a queue end if the gate accepts.
+  Returns:
+    (action [A], SpecState, StepInfo).
   """
-  chex.assert_rank(obs, 1)
-  _check(spec_cfg, corrector)
+  if obs.shape != (ex.model.cfg.obs_dim,):
+    raise ValueError(f'step: obs must be [{ex.model.cfg.obs_dim}], got {tuple(obs.shape)}; use '
+                     'step_batch_compact for [B, O]')
   t0 = jnp.asarray(t0, bool)
-  v = _verify(model, params, planner_cfg, spec_cfg, state, obs, jnp.asarray(tau, jnp.float32), t0)
-  out = jax.lax.cond(
-      v.replan,
-      lambda: _replan_branch(model, params, planner_cfg, spec_cfg, state, obs, key, t0),
-      lambda: _correct_branch(spec_cfg, corrector, corrector_params, state, v))
+  v = _verify(ex, params, state, obs, jnp.asarray(tau, jnp.float32), t0, ready)
+  out = jax.lax.cond(v.replan, lambda: _replan_branch(ex, params, state, obs, key, t0),
+                     lambda: _correct_branch(ex, params, v))
   return _finish(state, v, out)
 
 
-def _verify_and_correct_batch(model, params, planner_cfg, spec_cfg, corrector, corrector_params,
-                              state, obs, tau, t0):
+def _verify_and_correct_batch(ex: Executor, params: ExecParams, state, obs, tau, t0):
   """Shared prelude of the batched steps: checks, per-env verdicts and corrected outputs."""
   chex.assert_rank(obs, 2)
-  _check(spec_cfg, corrector)
   B = obs.shape[0]
   tau = jnp.broadcast_to(jnp.asarray(tau, jnp.float32), (B,))
   t0 = jnp.broadcast_to(jnp.asarray(t0, bool), (B,))
-  v = jax.vmap(lambda s, o, tt, t: _verify(model, params, planner_cfg, spec_cfg, s, o, tt, t))(
-      state, obs, tau, t0)
-  corrected = jax.vmap(lambda s, vv: _correct_branch(spec_cfg, corrector, corrector_params, s,
-                                                     vv))(state, v)
+  v = jax.vmap(lambda s, o, tt, t: _verify(ex, params, s, o, tt, t, None))(state, obs, tau, t0)
+  corrected = jax.vmap(lambda vv: _correct_branch(ex, params, vv))(v)
   return B, t0, v, corrected
 
 
-@functools.partial(jax.jit, static_argnames=('model', 'planner_cfg', 'spec_cfg', 'corrector'))
-def step_batch_shared(model: wm_lib.WorldModel, params, planner_cfg: config_lib.PlannerConfig,
-                      spec_cfg: SpecConfig, corrector: Optional[corr_lib.Corrector],
-                      corrector_params, state: SpecState, obs: jax.Array, keys: jax.Array,
-                      tau, t0):
+@functools.partial(jax.jit, static_argnames=('ex',))
+def step_batch_shared(ex: Executor, params: ExecParams, state: SpecState, obs: jax.Array,
+                      keys: jax.Array, tau, t0):
   """Batched step for B environments with ONE lax.cond over the batch: the (vmapped) planner
   runs only when at least one environment must replan, and its result is kept only for those.
 
@@ -227,12 +315,11 @@ def step_batch_shared(model: wm_lib.WorldModel, params, planner_cfg: config_lib.
   vectorised sweeps cheap. state [B, ...], obs [B, O], keys [B, 2], tau [] or [B], t0 [B].
   Same results as ``step`` per environment (up to batched float rounding).
   """
-  B, t0, v, corrected = _verify_and_correct_batch(model, params, planner_cfg, spec_cfg,
-                                                  corrector, corrector_params, state, obs, tau, t0)
+  B, t0, v, corrected = _verify_and_correct_batch(ex, params, state, obs, tau, t0)
 
   def with_plan():
-    planned = jax.vmap(lambda s, o, k, t: _replan_branch(model, params, planner_cfg, spec_cfg, s,
-                                                         o, k, t))(state, obs, keys, t0)
+    planned = jax.vmap(lambda s, o, k, t: _replan_branch(ex, params, s, o, k, t))(
+        state, obs, keys, t0)
     pick = lambda p, c: jnp.where(v.replan.reshape((B,) + (1,) * (p.ndim - 1)), p, c)
     return jax.tree_util.tree_map(pick, planned, corrected)
 
@@ -240,13 +327,11 @@ def step_batch_shared(model: wm_lib.WorldModel, params, planner_cfg: config_lib.
   return jax.vmap(_finish)(state, v, out)
 
 
-def step_batch(model, params, planner_cfg, spec_cfg, corrector, corrector_params, state, obs,
-               keys, tau, t0):
+def step_batch(ex: Executor, params: ExecParams, state, obs, keys, tau, t0):
   """``step`` vmapped over environments: state [B, ...], obs [B, O], keys [B, 2], t0 [B];
   tau a scalar (shared) or [B]."""
   tau = jnp.asarray(tau, jnp.float32)
-  fn = lambda s, o, k, tt, t: step(model, params, planner_cfg, spec_cfg, corrector,
-                                   corrector_params, s, o, k, tt, t)
+  fn = lambda s, o, k, tt, t: step(ex, params, s, o, k, tt, t)
   return jax.vmap(fn, in_axes=(0, 0, 0, 0 if tau.ndim else None, 0))(state, obs, keys, tau, t0)
 
 
@@ -264,14 +349,13 @@ def capacities(batch: int) -> Tuple[int, ...]:
   return tuple(caps) + (batch,)
 
 
-def _plan_compact(model, params, planner_cfg, spec_cfg, state, obs, keys, t0, replan, cap):
+def _plan_compact(ex: Executor, params: ExecParams, state, obs, keys, t0, replan, cap):
   """Plans the first ``cap`` replanning environments only (gather -> plan_batch-sized vmap ->
   scatter). Returns per-env replan outputs [B, ...] (garbage where ~replan)."""
   B = obs.shape[0]
   idx = jnp.nonzero(replan, size=cap, fill_value=0)[0]                     # [cap]
   take = lambda x: x[idx]
-  sub = jax.vmap(lambda s, o, k, t: _replan_branch(model, params, planner_cfg, spec_cfg, s, o,
-                                                   k, t))(
+  sub = jax.vmap(lambda s, o, k, t: _replan_branch(ex, params, s, o, k, t))(
       jax.tree_util.tree_map(take, state), obs[idx], keys[idx], t0[idx])
   valid = jnp.arange(cap) < jnp.sum(replan)
   scatter_idx = jnp.where(valid, idx, B)   # out-of-range rows are dropped by the scatter
@@ -281,11 +365,9 @@ def _plan_compact(model, params, planner_cfg, spec_cfg, state, obs, keys, t0, re
   return jax.tree_util.tree_map(put, sub)
 
 
-@functools.partial(jax.jit, static_argnames=('model', 'planner_cfg', 'spec_cfg', 'corrector'))
-def step_batch_compact(model: wm_lib.WorldModel, params, planner_cfg: config_lib.PlannerConfig,
-                       spec_cfg: SpecConfig, corrector: Optional[corr_lib.Corrector],
-                       corrector_params, state: SpecState, obs: jax.Array, keys: jax.Array,
-                       tau, t0):
+@functools.partial(jax.jit, static_argnames=('ex',))
+def step_batch_compact(ex: Executor, params: ExecParams, state: SpecState, obs: jax.Array,
+                       keys: jax.Array, tau, t0):
   """Batched step whose planner cost scales with the environments that REPLAN: they are
   gathered into a compact sub-batch whose size is the smallest power of two >= their number
   (``capacities``, chosen by lax.switch; no planner at all when none replans), planned, and
@@ -295,15 +377,14 @@ def step_batch_compact(model: wm_lib.WorldModel, params, planner_cfg: config_lib
   Args: state [B, ...], obs [B, O], keys [B, 2], tau [] or [B], t0 [] or [B].
   Returns: (action [B, A], SpecState [B, ...], StepInfo [B, ...]).
   """
-  B, t0, v, corrected = _verify_and_correct_batch(model, params, planner_cfg, spec_cfg,
-                                                  corrector, corrector_params, state, obs, tau, t0)
+  B, t0, v, corrected = _verify_and_correct_batch(ex, params, state, obs, tau, t0)
   caps = capacities(B)
   n = jnp.sum(v.replan.astype(jnp.int32))
   # branch 0: nobody replans; branch i >= 1: capacity caps[i - 1] >= n.
   branch = jnp.where(n == 0, 0, 1 + capacity_index(n, caps))
   def planned(cap):
     def fn():
-      p = _plan_compact(model, params, planner_cfg, spec_cfg, state, obs, keys, t0, v.replan, cap)
+      p = _plan_compact(ex, params, state, obs, keys, t0, v.replan, cap)
       pick = lambda a, b: jnp.where(v.replan.reshape((B,) + (1,) * (a.ndim - 1)), a, b)
       return jax.tree_util.tree_map(pick, p, corrected)
     return fn
@@ -322,3 +403,16 @@ def executed_plans(num_replans: int, batch: int) -> int:
   if num_replans <= 0:
     return 0
   return next(c for c in capacities(batch) if c >= num_replans)
+
+
+@functools.partial(jax.jit, static_argnames=('ex',))
+def plan_ahead(ex: Executor, params: ExecParams, state: SpecState, key: jax.Array) -> ReadyPlan:
+  """Plan-ahead: MPPI from the predicted latent where the current queue runs out
+  (latent_queue[E], E = exec_len), warm-started from the queue's plan advanced by E steps.
+  Dispatch it right after a step that installed a new queue (info.replanned or info.adopted)
+  and pass the result as ``ready`` to the step at index E. Returns a valid ReadyPlan."""
+  E = ex.spec.effective_exec_len
+  res, pstate = planner_lib.plan_from_latent(ex.model, params.model, ex.planner, state.planner,
+                                             state.latent_queue[E], key, False,
+                                             ex.spec.eval_mode, shift=E)
+  return ReadyPlan(res.actions, res.latents, pstate.prev_mean, jnp.ones((), bool))

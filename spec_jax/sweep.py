@@ -40,15 +40,12 @@ class EpisodeStats(NamedTuple):
 class SweepSetup:
   """Everything static about a sweep point except tau and the key (hashable)."""
   env: Any                  # spec_jax.envs.mjx.MJXEnv
-  model: Any
-  planner_cfg: Any
-  spec_cfg: sp.SpecConfig
-  corrector: Optional[Any] = None
+  ex: sp.Executor           # model, planner, speculation settings, corrector
 
 
-def episode_fn(setup: SweepSetup, params, cparams, tau, key) -> EpisodeStats:
+def episode_fn(setup: SweepSetup, params: sp.ExecParams, tau, key) -> EpisodeStats:
   """One episode for one environment (a batch of one). tau [] and key [2] may be traced."""
-  stats = _rollout(setup, params, cparams, jnp.asarray(tau, jnp.float32)[None], key[None])
+  stats = _rollout(setup, params, jnp.asarray(tau, jnp.float32)[None], key[None])
   return jax.tree_util.tree_map(lambda x: x[0], stats)
 
 
@@ -58,7 +55,7 @@ def grid_keys(seeds: Sequence[int], episodes: int) -> jax.Array:
                                for e in range(episodes)]) for s in seeds])
 
 
-def _rollout(setup: SweepSetup, params, cparams, taus: jax.Array,
+def _rollout(setup: SweepSetup, params: sp.ExecParams, taus: jax.Array,
              keys: jax.Array) -> EpisodeStats:
   """B whole episodes in lock-step: taus [B], keys [B, 2] -> EpisodeStats leaves [B].
 
@@ -69,15 +66,14 @@ def _rollout(setup: SweepSetup, params, cparams, taus: jax.Array,
   split = jax.vmap(jax.random.split)(keys)
   env_state = jax.vmap(setup.env.reset_one)(split[:, 0])
   step_keys = jnp.swapaxes(jax.vmap(lambda k: jax.random.split(k, length))(split[:, 1]), 0, 1)
-  state = sp.batch_state(sp.init_state(setup.model, setup.planner_cfg, setup.spec_cfg), B)
+  state = sp.batch_state(sp.init_state(setup.ex), B)
   caps = sp.capacities(B)
 
   def body(carry, inp):
     env_state, state, ret, alive, steps, first_bad, evals = carry
     t, k = inp
-    action, new_state, info = sp.step_batch_compact(
-        setup.model, params, setup.planner_cfg, setup.spec_cfg, setup.corrector, cparams, state,
-        env_state.obs, k, taus, jnp.full((B,), t == 0))
+    action, new_state, info = sp.step_batch_compact(setup.ex, params, state, env_state.obs, k,
+                                                    taus, jnp.full((B,), t == 0))
     # Environments that terminated (NaN physics) stop counting: their counters are frozen.
     state = jax.tree_util.tree_map(
         lambda n, o: jnp.where(alive.reshape((B,) + (1,) * (n.ndim - 1)), n, o), new_state, state)
@@ -106,14 +102,14 @@ batched_episodes = jax.jit(_rollout, static_argnums=0)
 def _sharded_runner(setup: SweepSetup, devices: Tuple[Any, ...]):
   mesh = jax.sharding.Mesh(np.array(devices), ('grid',))
   spec, rep = jax.sharding.PartitionSpec('grid'), jax.sharding.PartitionSpec()
-  fn = lambda params, cparams, taus, keys: _rollout(setup, params, cparams, taus, keys)
+  fn = lambda params, taus, keys: _rollout(setup, params, taus, keys)
   # check_vma=False: the episode scan carries replicated planner constants next to per-env
   # values; every output is per-env (sharded), so no cross-device reduction is implied.
-  return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=(rep, rep, spec, spec), out_specs=spec,
+  return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=(rep, spec, spec), out_specs=spec,
                                check_vma=False))
 
 
-def sweep(setup: SweepSetup, params, cparams, taus: jax.Array, keys: jax.Array,
+def sweep(setup: SweepSetup, params: sp.ExecParams, taus: jax.Array, keys: jax.Array,
           devices: Optional[Sequence[Any]] = None) -> EpisodeStats:
   """taus [T], keys [S, E, 2] -> EpisodeStats with leaves [T, S, E]: the whole grid as one
   batch of T*S*E environments in one jit, split over ``devices`` (default: all local
@@ -125,23 +121,23 @@ def sweep(setup: SweepSetup, params, cparams, taus: jax.Array, keys: jax.Array,
   keys_b = jnp.tile(keys.reshape(S * E, -1), (T, 1))
   devices = tuple(devices or jax.local_devices())
   if len(devices) == 1:
-    stats = batched_episodes(setup, params, cparams, tau_b, keys_b)
+    stats = batched_episodes(setup, params, tau_b, keys_b)
   else:
     B = tau_b.shape[0]
     pad = (-B) % len(devices)
     tau_p = jnp.concatenate([tau_b, jnp.repeat(tau_b[-1:], pad)])
     keys_p = jnp.concatenate([keys_b, jnp.repeat(keys_b[-1:], pad, axis=0)])
-    stats = _sharded_runner(setup, devices)(params, cparams, tau_p, keys_p)
+    stats = _sharded_runner(setup, devices)(params, tau_p, keys_p)
     stats = jax.tree_util.tree_map(lambda x: x[:B], stats)
   return jax.tree_util.tree_map(lambda x: x.reshape(T, S, E), stats)
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def sweep_vmap(setup: SweepSetup, params, cparams, taus: jax.Array,
+def sweep_vmap(setup: SweepSetup, params: sp.ExecParams, taus: jax.Array,
                keys: jax.Array) -> EpisodeStats:
   """jit(vmap(vmap(vmap(episode_fn)))): the same grid, each env's cond becoming a select
   (the planner runs at every step). Kept for comparison in benchmarks/bench_sweep.py."""
-  fn = lambda tau, key: episode_fn(setup, params, cparams, tau, key)
+  fn = lambda tau, key: episode_fn(setup, params, tau, key)
   over_episodes = jax.vmap(fn, in_axes=(None, 0))
   over_seeds = jax.vmap(over_episodes, in_axes=(None, 0))
   return jax.vmap(over_seeds, in_axes=(0, None))(taus, keys)
@@ -150,10 +146,10 @@ def sweep_vmap(setup: SweepSetup, params, cparams, taus: jax.Array,
 _single_episode = jax.jit(episode_fn, static_argnums=0)
 
 
-def sweep_loop(setup: SweepSetup, params, cparams, taus, keys) -> EpisodeStats:
+def sweep_loop(setup: SweepSetup, params: sp.ExecParams, taus, keys) -> EpisodeStats:
   """The same grid as ``sweep``, one jitted episode at a time in a Python loop."""
   T, (S, E) = len(taus), keys.shape[:2]
-  out = [[[_single_episode(setup, params, cparams, jnp.float32(taus[i]), keys[s, e])
+  out = [[[_single_episode(setup, params, jnp.float32(taus[i]), keys[s, e])
            for e in range(E)] for s in range(S)] for i in range(T)]
   return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs).reshape(T, S, E),
                                 *[x for a in out for b in a for x in b])
@@ -291,8 +287,8 @@ def run(cfg, export_dir: str, workdir: str) -> Dict[str, str]:
                      model_scale=parse_perturbation(pert))
     for h in cfg.horizons:
       scfg = sp.SpecConfig(mode=cfg.mode, exec_len=int(h), history=cor.cfg.history if cor else 4)
-      stats, seconds = timed(sweep, SweepSetup(env, model, pcfg, scfg, cor), params, cparams,
-                             taus, keys)
+      stats, seconds = timed(sweep, SweepSetup(env, sp.Executor(model, pcfg, scfg, cor)),
+                             sp.ExecParams(params, cparams), taus, keys)
       new = summarize(stats, taus, int(h), cfg.mode, pert)
       for r, (_, tau_q) in zip(new, pairs):
         r.update(tau_q=tau_q, seconds=round(seconds, 2))

@@ -130,9 +130,10 @@ def test_export_with_correctors_round_trip_identical_actions(agent, tmp_path):
   cfg = sp.SpecConfig(mode='transformer')
 
   def actions(m, p, c, cp):
-    state, out = sp.init_state(m, PC, cfg), []
+    ex = sp.Executor(m, PC, cfg, c)
+    state, out = sp.init_state(ex), []
     for t in range(5):
-      a, state, _ = sp.step(m, p, PC, cfg, c, cp, state, jnp.sin(jnp.arange(5.0) + 0.1 * t),
+      a, state, _ = sp.step(ex, sp.ExecParams(p, cp), state, jnp.sin(jnp.arange(5.0) + 0.1 * t),
                             jax.random.PRNGKey(t), 1e9, t == 0)
       out.append(np.asarray(a))
     return np.stack(out)
@@ -163,8 +164,9 @@ def test_evaluate_mode_and_outputs(agent, tmp_path):
   env = dmc.DMCEnv('cartpole-swingup', episode_length=12)
   rows = []
   for mode in ('baseline', 'spec'):
-    rows.append(evaluation.evaluate_mode(wm, params, PC, sp.SpecConfig(mode=mode), None, None, env,
-                                         1e9, 2, jax.random.PRNGKey(0)))
+    rows.append(evaluation.evaluate_mode(sp.Executor(wm, PC, sp.SpecConfig(mode=mode)),
+                                         sp.ExecParams(params), env, 1e9, 2,
+                                         jax.random.PRNGKey(0)))
   assert rows[0]['planner_calls'] == 12 and rows[0]['corrections'] == 0
   assert rows[1]['planner_calls'] == 4 and rows[1]['corrections'] == 8
   assert rows[1]['correct_ms_median'] > 0 and rows[1]['replan_ms_median'] > 0

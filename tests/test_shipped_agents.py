@@ -46,9 +46,10 @@ def test_shipped_agent_loads_plans_and_corrects(path):
   assert res.action.shape == (model.cfg.action_dim,) and bool(jnp.all(jnp.isfinite(res.action)))
   cor, cparams = cors['mlp']
   cfg = sp.SpecConfig(mode='mlp', exec_len=3, history=cor.cfg.history)
-  state = sp.init_state(model, pcfg, cfg)
+  ex = sp.Executor(model, pcfg, cfg, cor)
+  state = sp.init_state(ex)
   for t in range(3):
-    a, state, info = sp.step(model, params, pcfg, cfg, cor, cparams, state, obs + 0.01 * t,
+    a, state, info = sp.step(ex, sp.ExecParams(params, cparams), state, obs + 0.01 * t,
                              jax.random.PRNGKey(t), 1e9, t == 0)
     assert np.all(np.isfinite(a)) and np.all(np.abs(a) <= 1)
   assert int(state.corrections) == 2

@@ -18,8 +18,8 @@ PC = config.PlannerConfig(horizon=3, iterations=2, num_samples=32, num_elites=4,
 
 
 def _toy_step(state, obs, tau, t0, cfg, key=0):
-  return sp.step(toy.ToyModel(), toy.TOY_PARAMS, TOY_PC, cfg, None, None, state, jnp.asarray(obs),
-                 jax.random.PRNGKey(key), tau, t0)
+  return sp.step(sp.Executor(toy.ToyModel(), TOY_PC, cfg), sp.ExecParams(toy.TOY_PARAMS), state,
+                 jnp.asarray(obs), jax.random.PRNGKey(key), tau, t0)
 
 
 def _z_hat(obs_plan, queue, i, drift=0.5):
@@ -33,7 +33,7 @@ def test_replans_exactly_when_mismatch_exceeds_tau(tau, expect_replan):
   # latent for the next step is obs0 + 0.5 a_0. We observe it displaced by [0.3, 0.4, 0]:
   # d = 0.5 exactly.
   cfg = sp.SpecConfig(mode='spec', exec_len=3)
-  state = sp.init_state(toy.ToyModel(), TOY_PC, cfg)
+  state = sp.init_state(sp.Executor(toy.ToyModel(), TOY_PC, cfg))
   obs0 = np.array([0.1, 0.2, 0.3])
   _, state, info = _toy_step(state, obs0, tau, True, cfg)
   assert bool(info.replanned) and int(state.index) == 1
@@ -49,7 +49,7 @@ def test_mismatch_trace_against_hand_computed_latents():
   # exec_len 3, no fallback (tau huge): z_hat_k = obs0 + 0.5 (a_0 + ... + a_{k-1}); observe
   # z_hat_k + delta_k and expect d_k = |delta_k| and z_hat_k exactly.
   cfg = sp.SpecConfig(mode='spec', exec_len=3)
-  state = sp.init_state(toy.ToyModel(), TOY_PC, cfg)
+  state = sp.init_state(sp.Executor(toy.ToyModel(), TOY_PC, cfg))
   obs0 = np.array([0.1, -0.2, 0.3])
   _, state, _ = _toy_step(state, obs0, 1e9, True, cfg)
   queue = np.asarray(state.action_queue)
@@ -67,7 +67,7 @@ def test_forced_fallback_trace_counts_by_hand():
   # expected decision: t0 plan | 0.3 correct | 0.7 fallback | 0 correct | 0 correct |
   # queue exhausted -> replan (not a fallback) | 0.6 fallback.
   cfg = sp.SpecConfig(mode='spec', exec_len=3)
-  state = sp.init_state(toy.ToyModel(), TOY_PC, cfg)
+  state = sp.init_state(sp.Executor(toy.ToyModel(), TOY_PC, cfg))
   disp = [None, 0.3, 0.7, 0.0, 0.0, 0.0, 0.6]
   want_replan = [True, False, True, False, False, True, True]
   want_fallback = [False, False, True, False, False, False, True]
@@ -90,7 +90,7 @@ def test_forced_fallback_trace_counts_by_hand():
 
 def test_replans_when_queue_exhausted():
   cfg = sp.SpecConfig(mode='spec', exec_len=2)
-  state = sp.init_state(toy.ToyModel(), TOY_PC, cfg)
+  state = sp.init_state(sp.Executor(toy.ToyModel(), TOY_PC, cfg))
   obs = jnp.array([0.1, 0.2, 0.3])
   flags = []
   for t in range(7):
@@ -103,7 +103,7 @@ def test_replans_when_queue_exhausted():
 
 def test_speculative_action_is_the_queued_one():
   cfg = sp.SpecConfig(mode='spec', exec_len=3)
-  state = sp.init_state(toy.ToyModel(), TOY_PC, cfg)
+  state = sp.init_state(sp.Executor(toy.ToyModel(), TOY_PC, cfg))
   obs = jnp.array([0.1, 0.2, 0.3])
   _, state, _ = _toy_step(state, obs, 10.0, True, cfg)
   queue = state.action_queue
@@ -125,10 +125,11 @@ def _rollout(agent, mode, tau, steps=12, corrector=None, cparams=None, exec_len=
   cfg = sp.SpecConfig(mode=mode, exec_len=exec_len)
   env = dmc.DMCEnv('cartpole-swingup', seed=0, episode_length=steps)
   obs, done, t = env.reset(seed=0), False, 0
-  state = sp.init_state(wm, PC, cfg)
+  ex = sp.Executor(wm, PC, cfg, corrector)
+  state = sp.init_state(ex)
   actions = []
   while not done:
-    a, state, info = sp.step(wm, params, PC, cfg, corrector, cparams, state, jnp.asarray(obs),
+    a, state, info = sp.step(ex, sp.ExecParams(params, cparams), state, jnp.asarray(obs),
                              jax.random.PRNGKey(100 + t), tau, t == 0)
     actions.append(np.asarray(a))
     obs, _, done, _ = env.step(np.asarray(a))
@@ -179,17 +180,16 @@ def test_replan_warm_start_is_shifted_by_executed_steps(agent, k):
   pc = config.PlannerConfig(horizon=4, iterations=2, num_samples=32, num_elites=4,
                             num_pi_trajs=4)
   cfg = sp.SpecConfig(mode='spec', exec_len=4)
-  state = sp.init_state(wm, pc, cfg)
+  ex, xp = sp.Executor(wm, pc, cfg), sp.ExecParams(params)
+  state = sp.init_state(ex)
   obs = [jnp.sin(jnp.arange(5.0) + t) for t in range(k + 2)]
-  _, state, _ = sp.step(wm, params, pc, cfg, None, None, state, obs[0], jax.random.PRNGKey(0),
-                        1e9, True)
+  _, state, _ = sp.step(ex, xp, state, obs[0], jax.random.PRNGKey(0), 1e9, True)
   for t in range(1, k + 1):
-    _, state, info = sp.step(wm, params, pc, cfg, None, None, state, obs[t],
-                             jax.random.PRNGKey(t), 1e9, False)
+    _, state, info = sp.step(ex, xp, state, obs[t], jax.random.PRNGKey(t), 1e9, False)
     assert not bool(info.replanned)
   before = state
   key = jax.random.PRNGKey(99)
-  a, state, info = sp.step(wm, params, pc, cfg, None, None, before, obs[k + 1], key, 0.0, False)
+  a, state, info = sp.step(ex, xp, before, obs[k + 1], key, 0.0, False)
   assert bool(info.fallback)
   # The initial mean the replan must use, by hand: old mean rows k+1.. then zeros.
   old = np.asarray(before.planner.prev_mean)
@@ -221,20 +221,19 @@ def test_nonfinite_observation_never_reaches_the_actuators(agent, jit, bad):
   wm, params = agent
   cfg = sp.SpecConfig(mode='spec', exec_len=3)
   fn = sp.step if jit else sp.step.__wrapped__
-  state = sp.init_state(wm, PC, cfg)
+  ex, xp = sp.Executor(wm, PC, cfg), sp.ExecParams(params)
+  state = sp.init_state(ex)
   good = jnp.sin(jnp.arange(5.0))
-  _, state, _ = fn(wm, params, PC, cfg, None, None, state, good, jax.random.PRNGKey(0), 1e9, True)
+  _, state, _ = fn(ex, xp, state, good, jax.random.PRNGKey(0), 1e9, True)
   before = state
-  a, state, info = fn(wm, params, PC, cfg, None, None, state, good.at[2].set(bad),
-                      jax.random.PRNGKey(1), 1e9, False)
+  a, state, info = fn(ex, xp, state, good.at[2].set(bad), jax.random.PRNGKey(1), 1e9, False)
   np.testing.assert_array_equal(a, np.full(1, sp.SAFE_ACTION))
   assert bool(info.nonfinite) and int(state.nonfinite) == 1 and not bool(info.replanned)
   for name in ('action_queue', 'latent_queue', 'history'):
     np.testing.assert_array_equal(getattr(state, name), getattr(before, name))
   np.testing.assert_array_equal(state.planner.prev_mean, before.planner.prev_mean)
   # The next finite observation replans (the queue was abandoned) and acts normally.
-  a2, state, info2 = fn(wm, params, PC, cfg, None, None, state, good, jax.random.PRNGKey(2),
-                        1e9, False)
+  a2, state, info2 = fn(ex, xp, state, good, jax.random.PRNGKey(2), 1e9, False)
   assert bool(info2.replanned) and not bool(info2.nonfinite) and np.all(np.isfinite(a2))
   assert int(state.planner_calls) == 2 and int(state.nonfinite) == 1
 
@@ -246,8 +245,9 @@ def test_nonfinite_planner_output_gives_safe_action(agent):
   broken['reward']['dense_out']['kernel'] = jnp.full_like(
       broken['reward']['dense_out']['kernel'], jnp.nan)
   cfg = sp.SpecConfig(mode='baseline')
-  a, state, info = sp.step(wm, broken, PC, cfg, None, None, sp.init_state(wm, PC, cfg),
-                           jnp.ones(5), jax.random.PRNGKey(0), 1e9, True)
+  ex = sp.Executor(wm, PC, cfg)
+  a, state, info = sp.step(ex, sp.ExecParams(broken), sp.init_state(ex), jnp.ones(5),
+                           jax.random.PRNGKey(0), 1e9, True)
   assert np.all(np.isfinite(a)) and bool(info.nonfinite) and int(state.nonfinite) == 1
 
 
@@ -260,14 +260,13 @@ def test_batched_step_over_envs_and_tau_equals_single_steps(agent, batch_step):
   obs = jax.random.normal(jax.random.PRNGKey(0), (5, B, 5))
   taus = jnp.array([0.0, 0.2, 1e9])
   keys = jax.random.split(jax.random.PRNGKey(1), 5 * B).reshape(5, B, 2)
-  state = sp.batch_state(sp.init_state(wm, PC, cfg), B)
-  singles = [sp.init_state(wm, PC, cfg) for _ in range(B)]
+  ex, xp = sp.Executor(wm, PC, cfg), sp.ExecParams(params)
+  state = sp.batch_state(sp.init_state(ex), B)
+  singles = [sp.init_state(ex) for _ in range(B)]
   for t in range(5):
-    a, state, info = batch_step(wm, params, PC, cfg, None, None, state, obs[t], keys[t], taus,
-                                jnp.full((B,), t == 0))
+    a, state, info = batch_step(ex, xp, state, obs[t], keys[t], taus, jnp.full((B,), t == 0))
     for i in range(B):
-      ai, singles[i], si = sp.step(wm, params, PC, cfg, None, None, singles[i], obs[t, i],
-                                   keys[t, i], taus[i], t == 0)
+      ai, singles[i], si = sp.step(ex, xp, singles[i], obs[t, i], keys[t, i], taus[i], t == 0)
       np.testing.assert_allclose(a[i], ai, atol=1e-5)
       assert bool(info.replanned[i]) == bool(si.replanned)
   np.testing.assert_array_equal(state.planner_calls, [s.planner_calls for s in singles])
@@ -278,12 +277,13 @@ def test_batched_step_over_envs_and_tau_equals_single_steps(agent, batch_step):
 def test_jit_of_vmap_over_tau_grid(agent):
   wm, params = agent
   cfg = sp.SpecConfig(mode='spec')
-  state0 = sp.init_state(wm, PC, cfg)
+  ex = sp.Executor(wm, PC, cfg)
+  state0 = sp.init_state(ex)
 
   def calls(tau):
     def body(s, t):
       obs = jnp.sin(0.3 * t + jnp.arange(5.0))
-      _, s, _ = sp.step(wm, params, PC, cfg, None, None, s, obs, jax.random.PRNGKey(0), tau, t == 0)
+      _, s, _ = sp.step(ex, sp.ExecParams(params), s, obs, jax.random.PRNGKey(0), tau, t == 0)
       return s, None
     return jax.lax.scan(body, state0, jnp.arange(9))[0].planner_calls
 
@@ -295,10 +295,19 @@ def test_bad_config():
   with pytest.raises(ValueError, match='mode'):
     sp.SpecConfig(mode='fast')
   with pytest.raises(ValueError, match='exec_len'):
-    sp.init_state(toy.ToyModel(), TOY_PC, sp.SpecConfig(mode='spec', exec_len=4))
+    sp.init_state(sp.Executor(toy.ToyModel(), TOY_PC, sp.SpecConfig(mode='spec', exec_len=4)))
   with pytest.raises(ValueError, match='needs a corrector'):
-    cfg = sp.SpecConfig(mode='mlp')
-    _toy_step(sp.init_state(toy.ToyModel(), TOY_PC, cfg), jnp.zeros(3), 1.0, True, cfg)
+    sp.Executor(toy.ToyModel(), TOY_PC, sp.SpecConfig(mode='mlp'))
+  with pytest.raises(ValueError, match='gate'):
+    sp.SpecConfig(mode='spec', gate='cosine')
+  with pytest.raises(ValueError, match='acceptance head'):
+    sp.Executor(toy.ToyModel(), TOY_PC, sp.SpecConfig(mode='spec', gate='learned'))
+  mlp = correctors.Corrector(correctors.CorrectorConfig(kind='mlp'), 3, 3)
+  with pytest.raises(ValueError, match="'transformer' corrector|'mlp' corrector"):
+    sp.Executor(toy.ToyModel(), TOY_PC, sp.SpecConfig(mode='transformer'), mlp)
+  with pytest.raises(ValueError, match='obs'):
+    cfg = sp.SpecConfig(mode='spec')
+    _toy_step(sp.init_state(sp.Executor(toy.ToyModel(), TOY_PC, cfg)), jnp.zeros(4), 1.0, True, cfg)
 
 
 @pytest.mark.parametrize('pattern', ['none', 'one', 'all', 'random'])
@@ -315,17 +324,17 @@ def test_compact_step_equals_single_steps_for_forced_replan_patterns(agent, patt
                 one=np.eye(B, dtype=bool)[[1, 3, 0, 2]], random=rng.random((T, B)) < 0.5)[pattern]
   obs = jax.random.normal(jax.random.PRNGKey(0), (T + 1, B, 5))
   keys = jax.random.split(jax.random.PRNGKey(1), (T + 1) * B).reshape(T + 1, B, 2)
-  state = sp.batch_state(sp.init_state(wm, pc, cfg), B)
-  singles = [sp.init_state(wm, pc, cfg) for _ in range(B)]
+  ex, xp = sp.Executor(wm, pc, cfg), sp.ExecParams(params)
+  state = sp.batch_state(sp.init_state(ex), B)
+  singles = [sp.init_state(ex) for _ in range(B)]
   for t in range(T + 1):
     taus = jnp.where(jnp.asarray(forced[t - 1]), 0.0, 1e9) if t else jnp.full((B,), 1e9)
-    a, state, info = sp.step_batch_compact(wm, params, pc, cfg, None, None, state, obs[t],
-                                           keys[t], taus, jnp.full((B,), t == 0))
+    a, state, info = sp.step_batch_compact(ex, xp, state, obs[t], keys[t], taus,
+                                           jnp.full((B,), t == 0))
     want = np.ones(B, bool) if t == 0 else forced[t - 1]
     np.testing.assert_array_equal(info.replanned, want)
     for i in range(B):
-      ai, singles[i], _ = sp.step(wm, params, pc, cfg, None, None, singles[i], obs[t, i],
-                                  keys[t, i], taus[i], t == 0)
+      ai, singles[i], _ = sp.step(ex, xp, singles[i], obs[t, i], keys[t, i], taus[i], t == 0)
       np.testing.assert_allclose(a[i], ai, atol=1e-5)
       np.testing.assert_allclose(state.planner.prev_mean[i], singles[i].planner.prev_mean,
                                  atol=1e-5)

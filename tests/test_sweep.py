@@ -19,15 +19,16 @@ def setup():
   # The sweep logic needs no simulator: an in-JAX fake environment (MJX is covered by the
   # slow perturbation test and by test_envs).
   wm, params = toy.small_agent()
-  return sweep.SweepSetup(toy.FakeJaxEnv(), wm, PC, sp.SpecConfig(mode='spec', exec_len=3)), params
+  ex = sp.Executor(wm, PC, sp.SpecConfig(mode='spec', exec_len=3))
+  return sweep.SweepSetup(toy.FakeJaxEnv(), ex), sp.ExecParams(params)
 
 
 def test_vectorised_sweep_equals_loop(setup):
   s, params = setup
   taus = jnp.array([0.0, 1e9])
   keys = sweep.grid_keys([0, 1], 1)
-  vec = sweep.sweep(s, params, None, taus, keys)
-  loop = sweep.sweep_loop(s, params, None, taus, keys)
+  vec = sweep.sweep(s, params, taus, keys)
+  loop = sweep.sweep_loop(s, params, taus, keys)
   assert vec.ret.shape == (2, 2, 1)
   for a, b in zip(vec, loop):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
@@ -46,8 +47,8 @@ def test_vectorised_sweep_equals_loop(setup):
 def test_plain_vmap_sweep_equals_loop(setup):
   s, params = setup
   taus, keys = jnp.array([0.0, 0.3, 1e9]), sweep.grid_keys([0, 1], 2)
-  naive = sweep.sweep_vmap(s, params, None, taus, keys)
-  loop = sweep.sweep_loop(s, params, None, taus, keys)
+  naive = sweep.sweep_vmap(s, params, taus, keys)
+  loop = sweep.sweep_loop(s, params, taus, keys)
   for a, b in zip(naive, loop):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
@@ -63,8 +64,8 @@ def test_terminated_envs_stop_counting(setup):
   # Physics explodes at step 5 in every env: the episode ends, and nothing after it counts
   # (planner calls at t = 0 and 3 only; 5 steps; no safe-action steps while alive).
   s, params = setup
-  s2 = sweep.SweepSetup(toy.FakeJaxEnv(nan_at=5), s.model, s.planner_cfg, s.spec_cfg)
-  stats = sweep.sweep(s2, params, None, jnp.array([1e9]), sweep.grid_keys([0], 2))
+  s2 = sweep.SweepSetup(toy.FakeJaxEnv(nan_at=5), s.ex)
+  stats = sweep.sweep(s2, params, jnp.array([1e9]), sweep.grid_keys([0], 2))
   np.testing.assert_array_equal(stats.steps, 4)        # alive for steps 0..3; step 4 ends it
   np.testing.assert_array_equal(stats.planner_calls, 2)
   np.testing.assert_array_equal(stats.planner_calls + stats.corrections, 5)
@@ -75,14 +76,15 @@ def test_terminated_envs_stop_counting(setup):
 @pytest.mark.slow
 def test_perturbation_changes_outcome():
   wm, params = toy.small_agent()
-  s = sweep.SweepSetup(mjx.MJXEnv('cartpole-swingup', episode_length=12), wm, PC,
-                       sp.SpecConfig(mode='spec', exec_len=3))
+  s = sweep.SweepSetup(mjx.MJXEnv('cartpole-swingup', episode_length=12),
+                       sp.Executor(wm, PC, sp.SpecConfig(mode='spec', exec_len=3)))
+  params = sp.ExecParams(params)
   heavy = mjx.MJXEnv('cartpole-swingup', episode_length=12, model_scale={'mass': 3.0,
                                                                         'friction': 0.5})
-  s2 = sweep.SweepSetup(heavy, s.model, s.planner_cfg, s.spec_cfg)
+  s2 = sweep.SweepSetup(heavy, s.ex)
   taus, keys = jnp.array([1e9]), sweep.grid_keys([0], 1)
-  a = sweep.sweep(s, params, None, taus, keys)
-  b = sweep.sweep(s2, params, None, taus, keys)
+  a = sweep.sweep(s, params, taus, keys)
+  b = sweep.sweep(s2, params, taus, keys)
   assert not np.allclose(a.ret, b.ret)
 
 

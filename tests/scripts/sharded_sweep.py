@@ -7,11 +7,12 @@ from spec_jax import config, sweep, speculation as sp
 import toy
 PC = config.PlannerConfig(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=2)
 wm, params = toy.small_agent()
-s = sweep.SweepSetup(toy.FakeJaxEnv(), wm, PC, sp.SpecConfig(mode='spec', exec_len=3))
+s = sweep.SweepSetup(toy.FakeJaxEnv(), sp.Executor(wm, PC, sp.SpecConfig(mode='spec', exec_len=3)))
+params = sp.ExecParams(params)
 taus = jnp.array([0.0, 1e9, 1e9])
 keys = sweep.grid_keys([0], 2)   # 6 envs on 4 devices: padded to 8
-out = sweep.sweep(s, params, None, taus, keys)
-one = sweep.sweep(s, params, None, taus, keys, devices=jax.local_devices()[:1])
+out = sweep.sweep(s, params, taus, keys)
+one = sweep.sweep(s, params, taus, keys, devices=jax.local_devices()[:1])
 print(json.dumps(dict(n=len(jax.local_devices()), ret=np.asarray(out.ret).tolist(),
                       ret1=np.asarray(one.ret).tolist(),
                       calls=np.asarray(out.planner_calls).tolist(),

@@ -1,0 +1,138 @@
+"""Plan-ahead: a plan made from the predicted latent where the queue runs out is adopted at that
+step if the gate accepts, with no planner call; rejected, the executor replans as before."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from spec_jax import config
+from spec_jax import evaluation
+from spec_jax import planner
+from spec_jax import speculation as sp
+import toy
+
+PC = config.PlannerConfig(horizon=3, iterations=2, num_samples=32, num_elites=4, num_pi_trajs=4)
+CFG = sp.SpecConfig(mode='spec', exec_len=2)
+EX = sp.Executor(toy.ToyModel(), PC, CFG)
+XP = sp.ExecParams(toy.TOY_PARAMS)
+
+
+def _step(state, obs, tau, t0, ready=None, key=0):
+  return sp.step(EX, XP, state, jnp.asarray(obs, jnp.float32), jax.random.PRNGKey(key), tau, t0,
+                 ready)
+
+
+def _hand_ready(z_seed):
+  """A hand-made ready plan seeded at z_seed (toy dynamics z' = z + 0.5 a)."""
+  actions = np.array([[0.5, -0.5, 0.25], [0.1, 0.2, -0.3], [-0.4, 0.0, 0.6]], np.float32)
+  latents = np.concatenate([z_seed[None], z_seed + 0.5 * np.cumsum(actions, axis=0)])
+  mean = np.full((3, 3), 0.125, np.float32)
+  return sp.ReadyPlan(jnp.asarray(actions), jnp.asarray(latents, jnp.float32), jnp.asarray(mean),
+                      jnp.ones((), bool)), actions, latents, mean
+
+
+def _to_queue_end(obs0):
+  state = sp.init_state(EX)
+  _, state, _ = _step(state, obs0, 1e9, True)
+  q = np.asarray(state.action_queue)
+  z1 = obs0 + 0.5 * q[0]
+  _, state, _ = _step(state, z1, 1e9, False, key=1)
+  assert int(state.index) == 2           # queue end (exec_len 2)
+  return state, z1 + 0.5 * q[1]          # the predicted latent at the queue end
+
+
+@pytest.mark.parametrize('jit', [True, False], ids=['jit', 'nojit'])
+def test_ready_plan_is_adopted_when_the_gate_accepts(jit):
+  obs0 = np.array([0.1, 0.2, -0.3], np.float32)
+  state, z_end = _to_queue_end(obs0)
+  ready, actions, latents, mean = _hand_ready(z_end)
+  fn = sp.step if jit else sp.step.__wrapped__
+  delta = np.array([0.0, 0.06, 0.08], np.float32)      # d = 0.1 < tau = 0.5
+  a, s2, info = fn(EX, XP, state, jnp.asarray(z_end + delta), jax.random.PRNGKey(2), 0.5, False,
+                   ready)
+  assert bool(info.adopted) and not bool(info.replanned) and not bool(info.fallback)
+  np.testing.assert_allclose(info.d, 0.1, rtol=1e-5)
+  np.testing.assert_array_equal(a, actions[0])          # first action of the ready plan
+  np.testing.assert_array_equal(s2.action_queue, actions)
+  np.testing.assert_allclose(s2.latent_queue, latents, atol=1e-6)
+  np.testing.assert_array_equal(s2.planner.prev_mean, mean)
+  assert int(s2.index) == 1 and int(s2.planner_calls) == 1 and int(s2.adopted) == 1
+  # The next step verifies against the ready plan's own prediction z_end + 0.5 a_0.
+  _, s3, info3 = _step(s2, latents[1], 0.5, False, key=3)
+  np.testing.assert_allclose(info3.z_hat, z_end + 0.5 * actions[0], atol=1e-6)
+  assert float(info3.d) < 1e-6 and int(info3.k) == 1 and not bool(info3.replanned)
+
+
+def test_rejected_ready_plan_falls_back_to_a_fresh_plan():
+  obs0 = np.array([0.1, 0.2, -0.3], np.float32)
+  state, z_end = _to_queue_end(obs0)
+  ready, actions, _, _ = _hand_ready(z_end)
+  obs = z_end + np.array([0.0, 0.42, 0.56], np.float32)   # d = 0.7 > tau = 0.5
+  a, s2, info = _step(state, obs, 0.5, False, ready, key=2)
+  assert bool(info.replanned) and bool(info.fallback) and not bool(info.adopted)
+  # Exactly the step the paper's executor takes without a ready plan.
+  a_ref, s_ref, info_ref = _step(state, obs, 0.5, False, None, key=2)
+  assert bool(info_ref.replanned) and not bool(info_ref.fallback)
+  np.testing.assert_allclose(a, a_ref, atol=1e-6)
+  np.testing.assert_allclose(s2.planner.prev_mean, s_ref.planner.prev_mean, atol=1e-6)
+  assert int(s2.planner_calls) == 2 and int(s2.adopted) == 0
+  assert not np.allclose(a, actions[0])
+
+
+def test_ready_plan_is_ignored_before_the_queue_end():
+  obs0 = np.array([0.1, 0.2, -0.3], np.float32)
+  state = sp.init_state(EX)
+  _, state, _ = _step(state, obs0, 1e9, True)
+  ready, _, _, _ = _hand_ready(np.zeros(3, np.float32))
+  a, s2, info = _step(state, obs0 + 0.5 * np.asarray(state.action_queue[0]), 1e9, False, ready)
+  assert not bool(info.adopted) and int(s2.index) == 2
+  np.testing.assert_array_equal(a, state.action_queue[1])
+
+
+def test_plan_from_latent_equals_plan_from_observation():
+  wm, params = toy.small_agent()
+  obs = jnp.sin(jnp.arange(5.0))
+  st = planner.init_state(PC, 1)
+  key = jax.random.PRNGKey(4)
+  a, _ = planner.plan(wm, params, PC, st, obs, key, True, True)
+  b, _ = planner.plan_from_latent(wm, params, PC, st, wm.encode(params, obs), key, True, True)
+  np.testing.assert_allclose(a.actions, b.actions, atol=1e-5)   # jit fusion rounding only
+  np.testing.assert_allclose(a.mean, b.mean, atol=1e-5)
+
+
+def test_plan_ahead_seeds_at_the_queue_end_with_shifted_warm_start():
+  wm, params = toy.small_agent()
+  ex = sp.Executor(wm, PC, CFG)
+  xp = sp.ExecParams(params)
+  _, state, _ = sp.step(ex, xp, sp.init_state(ex), jnp.sin(jnp.arange(5.0)),
+                        jax.random.PRNGKey(0), 1e9, True)
+  key = jax.random.PRNGKey(5)
+  ready = sp.plan_ahead(ex, xp, state, key)
+  ref, pst = planner.plan_from_latent(wm, params, PC, state.planner, state.latent_queue[2], key,
+                                      False, True, shift=2)
+  np.testing.assert_allclose(ready.actions, ref.actions, atol=1e-6)
+  np.testing.assert_allclose(ready.latents[0], state.latent_queue[2], atol=1e-6)
+  np.testing.assert_allclose(ready.prev_mean, pst.prev_mean, atol=1e-6)
+  wrong, _ = planner.plan_from_latent(wm, params, PC, state.planner, state.latent_queue[1], key,
+                                      False, True, shift=2)
+  assert not np.allclose(wrong.actions, ref.actions, atol=1e-4)
+
+
+def test_runner_with_plan_ahead_counts_by_hand():
+  # tau = 1e9 accepts everything: exec_len 2, 7 steps -> one blocking plan at t0, ready plans
+  # adopted at t = 2, 4, 6, plan-ahead dispatched after t = 0, 2, 4, 6.
+  wm, params = toy.small_agent()
+  ex = sp.Executor(wm, PC, CFG)
+  env = toy.FakeEnv(np.sin(np.arange(35.0)).reshape(7, 5), 1)
+  out = evaluation.run_episode(ex, sp.ExecParams(params), env, jax.random.PRNGKey(0), 0, 1e9,
+                               evaluation.Runtime(plan_ahead=True))
+  assert (out['planner_calls'], out['adopted'], out['ahead_calls']) == (1, 3, 4)
+  assert out['replanned'] == [True] + [False] * 6 and len(out['step_ms']) == 7
+  # tau = 0 rejects every ready plan: action for action the paper's executor at tau = 0.
+  env_a = toy.FakeEnv(np.sin(np.arange(35.0)).reshape(7, 5), 1)
+  env_b = toy.FakeEnv(np.sin(np.arange(35.0)).reshape(7, 5), 1)
+  a = evaluation.run_episode(ex, sp.ExecParams(params), env_a, jax.random.PRNGKey(0), 0, 0.0,
+                             evaluation.Runtime(plan_ahead=True))
+  b = evaluation.run_episode(ex, sp.ExecParams(params), env_b, jax.random.PRNGKey(0), 0, 0.0)
+  np.testing.assert_allclose(np.stack(env_a.actions), np.stack(env_b.actions), atol=1e-6)
+  assert a['adopted'] == 0 and a['planner_calls'] == b['planner_calls'] == 7
