@@ -11,28 +11,34 @@ import jax.numpy as jnp
 import numpy as np
 
 from spec_jax import correctors as corr_lib
+from spec_jax import online as online_lib
 from spec_jax import reporting
 from spec_jax import speculation as sp
 
-COLUMNS = ('mode', 'gate', 'ahead', 'tau', 'tau_q', 'exec_len', 'horizon', 'episodes',
+COLUMNS = ('mode', 'gate', 'ahead', 'online', 'tau', 'tau_q', 'exec_len', 'horizon', 'episodes',
            'return_mean', 'return_std', 'return_median', 'return_q25', 'return_q75', 'failed',
            'fail_below', 'ratio', 'ratio_lo', 'ratio_hi', 'diff_mean', 'diff_median',
-           'planner_calls', 'ahead_calls', 'adopted', 'ready_accept', 'corrections', 'fallbacks', 'nonfinite',
+           'planner_calls', 'ahead_calls', 'adopted', 'ready_accept', 'corrections', 'fallbacks',
+           'nonfinite',
            'step_ms_mean', 'step_ms_median', 'step_ms_p99', 'step_ms_max', 'replan_ms_median',
-           'correct_ms_median', 'correct_to_replan_ratio', 'p99_to_plan', 'period_ms')
-SHORT_COLUMNS = ('mode', 'gate', 'ahead', 'tau', 'tau_q', 'exec_len', 'return_mean',
+           'correct_ms_median', 'correct_to_replan_ratio', 'p99_to_plan', 'period_ms',
+           'online_labels', 'online_updates')
+SHORT_COLUMNS = ('mode', 'gate', 'ahead', 'online', 'tau', 'tau_q', 'exec_len', 'return_mean',
                  'return_std', 'return_median', 'return_q25', 'return_q75', 'failed', 'ratio',
                  'ratio_lo', 'ratio_hi', 'planner_calls', 'fallbacks', 'step_ms_median',
                  'step_ms_p99')
 
 
 class Runtime(NamedTuple):
-  """How decisions are timed. plan_ahead: dispatch ``speculation.plan_ahead`` after every new
-  queue and adopt it at the queue end (on a second device when there is one, so it runs while
-  the host steps the simulator). period_ms > 0: real-time pacing, each decision period is slept
-  out (a robot's control period; returns do not depend on it, latencies do)."""
+  """How decisions are made and timed. plan_ahead: dispatch ``speculation.plan_ahead`` after
+  every new queue and adopt it at the queue end (on a second device when there is one, so it
+  runs while the host steps the simulator). period_ms > 0: real-time pacing, each decision
+  period is slept out (a robot's control period; returns do not depend on it, latencies do).
+  online: adapt the corrector on the teacher labels of its own replans (``spec_jax.online``),
+  carried across the episodes of a mode."""
   plan_ahead: bool = False
   period_ms: float = 0.0
+  online: Optional[online_lib.OnlineConfig] = None
 
 
 def _devices():
@@ -43,11 +49,20 @@ def _devices():
   return devs[0], devs[1] if len(devs) > 1 else devs[0]
 
 
+def _label(ex, online_state, state, info, action, t):
+  """Pushes the teacher label of a replan whose step had a speculative action queued."""
+  k = int(info.k)
+  if t == 0 or not bool(info.replanned) or bool(info.nonfinite) or not 1 <= k < ex.planner.horizon:
+    return online_state
+  return online_lib.push(online_state, state.history, state.history_valid, info.a_spec, action)
+
+
 def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, seed: int, tau,
-                runtime: Runtime = Runtime(), log_fn=None) -> Dict[str, Any]:
+                runtime: Runtime = Runtime(), log_fn=None, online_state=None) -> Dict[str, Any]:
   """One host-loop episode; per-step decision latency = observation in -> action out (wall
   clock, including any wait for a ready plan). Steps whose input was non-finite (SAFE_ACTION
-  emitted) are reported with their step index."""
+  emitted) are reported with their step index. With ``runtime.online`` the corrector adapts
+  from ``online_state`` on (``online.init``) and the result has the new ``online_state``."""
   dev, ahead_dev = _devices()
   ahead_params = jax.device_put(params, ahead_dev) if runtime.plan_ahead else None
   obs, done, t, ret = env.reset(seed=seed), False, 0, 0.0
@@ -67,6 +82,11 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
     replanned.append(bool(info.replanned))
     if use_ready or replanned[-1]:
       pending = None
+    if online_state is not None:
+      online_state = _label(ex, online_state, state, info, action, t)
+      online_state = online_lib.maybe_update(runtime.online, ex.corrector, online_state,
+                                             jax.random.fold_in(step_key, 2))
+      params = params._replace(corrector=online_state.params)
     if runtime.plan_ahead and (replanned[-1] or bool(info.adopted)):
       pending = sp.plan_ahead(ex, ahead_params, jax.device_put(state, ahead_dev),
                               jax.device_put(jax.random.fold_in(step_key, 1), ahead_dev))
@@ -83,7 +103,7 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
   return dict(ret=ret, planner_calls=int(state.planner_calls), corrections=int(state.corrections),
               fallbacks=int(state.fallbacks), nonfinite=int(state.nonfinite),
               adopted=int(state.adopted), ahead_calls=ahead_calls, ready_offered=offered,
-              nonfinite_steps=bad_steps,
+              nonfinite_steps=bad_steps, online_state=online_state,
               step_ms=step_ms, replanned=replanned)
 
 
@@ -118,9 +138,15 @@ def evaluate_mode(ex: sp.Executor, params: sp.ExecParams, env, tau: float, episo
                                         jax.device_put(init, ahead_dev),
                                         jax.device_put(key, ahead_dev)))
   eps = []
+  ostate = None
+  if runtime.online is not None:
+    if ex.corrector is None:
+      raise ValueError(f'online adaptation needs a corrector mode, got {ex.spec.mode!r}')
+    ostate = online_lib.init(runtime.online, ex.corrector, params.corrector)
   for ep in range(episodes):
     eps.append(run_episode(ex, params, env, jax.random.fold_in(key, ep), seed + ep, tau,
-                           runtime, log_fn))
+                           runtime, log_fn, ostate))
+    ostate = eps[-1]['online_state']
     if log_fn:
       log_fn(f'{label(ex, runtime)} tau={tau:.4g} episode {ep + 1}/{episodes}: return '
              f'{eps[-1]["ret"]:.1f}, {eps[-1]["planner_calls"]} planner calls '
@@ -129,6 +155,9 @@ def evaluate_mode(ex: sp.Executor, params: sp.ExecParams, env, tau: float, episo
   mean = lambda k: float(np.mean([e[k] for e in eps]))
   lat = _latency_stats(eps)
   return dict(mode=ex.spec.mode, gate=ex.spec.gate, ahead=int(runtime.plan_ahead),
+              online=int(runtime.online is not None),
+              online_labels=int(ostate.count) if ostate is not None else 0,
+              online_updates=int(ostate.updates) if ostate is not None else 0,
               tau=float(tau), tau_q=float(tau_q), exec_len=ex.spec.effective_exec_len,
               horizon=ex.planner.horizon, episodes=episodes, returns=returns,
               seeds=list(range(seed, seed + episodes)), return_mean=float(np.mean(returns)),
@@ -145,7 +174,8 @@ def evaluate_mode(ex: sp.Executor, params: sp.ExecParams, env, tau: float, episo
 def label(ex: sp.Executor, runtime: Runtime = Runtime()) -> str:
   """'mlp H=3', 'mlp+learned H=3', 'mlp+ahead H=3'."""
   name = ex.spec.mode + ('+learned' if ex.spec.gate == 'learned' else '')
-  return f"{name}{'+ahead' if runtime.plan_ahead else ''} H={ex.spec.effective_exec_len}"
+  name += ('+ahead' if runtime.plan_ahead else '') + ('+online' if runtime.online else '')
+  return f'{name} H={ex.spec.effective_exec_len}'
 
 
 def write_outputs(rows: List[Dict[str, Any]], workdir: str, name: str = 'evaluation',
@@ -174,6 +204,7 @@ class Point(NamedTuple):
   tau_q: float
   gate: str = 'norm'
   plan_ahead: bool = False
+  online: bool = False
 
 
 def grid(blocks: Sequence[Dict[str, Any]], quantiles: Optional[Sequence[float]],
@@ -186,7 +217,8 @@ def grid(blocks: Sequence[Dict[str, Any]], quantiles: Optional[Sequence[float]],
   ``combine``, pairs with the baseline of an earlier pass)."""
   points = [Point('baseline', 1, float('inf'), float('nan'))] if baseline else []
   for b in blocks:
-    gate, ahead = b.get('gate', 'norm'), bool(b.get('plan_ahead', False))
+    gate, ahead, onl = (b.get('gate', 'norm'), bool(b.get('plan_ahead', False)),
+                        bool(b.get('online', False)))
     if gate == 'norm':
       taus = reporting.resolve_taus(tuple(b.get('taus', ())), tuple(b.get('tau_quantiles', ())),
                                     quantiles)
@@ -197,7 +229,7 @@ def grid(blocks: Sequence[Dict[str, Any]], quantiles: Optional[Sequence[float]],
         continue
       for h in b['exec_lens']:
         for tau, tau_q in taus:
-          p = Point(mode, int(h), tau, tau_q, gate, ahead)
+          p = Point(mode, int(h), tau, tau_q, gate, ahead, onl)
           if p not in points:
             points.append(p)
   return points
@@ -229,7 +261,8 @@ def executor_for(point: Point, model, base_planner, spec_planner, correctors: Di
 def evaluate_grid(model, params, base_planner, spec_planner, correctors: Dict[str, Any], env,
                   points: Sequence[Point], episodes: int, key: jax.Array, seed: int,
                   log_fn=None, acceptance: Optional[Dict[str, Any]] = None,
-                  period_ms: float = 0.0) -> List[Dict[str, Any]]:
+                  period_ms: float = 0.0,
+                  online: Optional[online_lib.OnlineConfig] = None) -> List[Dict[str, Any]]:
   """Evaluates every point on the same episode seeds: the baseline with ``base_planner`` (the
   horizon the model was trained with), speculative modes with ``spec_planner`` (whose horizon
   must be >= every exec_len). ``correctors`` / ``acceptance`` map mode -> (module, params)."""
@@ -239,7 +272,9 @@ def evaluate_grid(model, params, base_planner, spec_planner, correctors: Dict[st
                                         acceptance)
     rows.append(evaluate_mode(ex, sp.ExecParams(params, cparams, hparams), env, p.tau, episodes,
                               key, seed, log_fn=log_fn, tau_q=p.tau_q,
-                              runtime=Runtime(p.plan_ahead, period_ms)))
+                              runtime=Runtime(p.plan_ahead, period_ms,
+                                              (online or online_lib.OnlineConfig())
+                                              if p.online else None)))
   return rows
 
 
@@ -261,7 +296,8 @@ def run(cfg, export_dir: str, workdir: str):
   base_pcfg = dataclasses.replace(pcfg, **dict(cfg.get('base_planner', {}) or {}))
   spec_pcfg = dataclasses.replace(pcfg, **dict(cfg.get('spec_planner', {}) or {}))
   env = dmc.DMCEnv(extra['task'], action_repeat=extra['action_repeat'],
-                   episode_length=cfg.get('episode_length', 0) or extra['episode_length'])
+                   episode_length=cfg.get('episode_length', 0) or extra['episode_length'],
+                   model_scale=dict(cfg.get('model_scale', {}) or {}) or None)
   points = grid([dict(b) for b in cfg.blocks], extra.get('mismatch_quantiles'),
                 baseline=cfg.get('baseline', True))
   logging.info('%d configurations x %d episodes (seeds %d..%d); devices %s', len(points),
@@ -271,7 +307,8 @@ def run(cfg, export_dir: str, workdir: str):
   for i, p in enumerate(points):  # outputs rewritten after every point: nothing lost on a stop
     rows += evaluate_grid(model, params, base_pcfg, spec_pcfg, cors, env, [p], cfg.episodes,
                           jax.random.PRNGKey(cfg.seed), cfg.seed, log_fn=logging.info,
-                          acceptance=heads, period_ms=float(cfg.get('period_ms', 0.0)))
+                          acceptance=heads, period_ms=float(cfg.get('period_ms', 0.0)),
+                          online=online_lib.OnlineConfig(**dict(cfg.get('online', {}) or {})))
     paths = write_outputs(rows, workdir, title=title)
     logging.info('point %d/%d done: %s', i + 1, len(points), reporting.point_label(rows[-1]))
   return rows, paths
@@ -293,6 +330,7 @@ def read_rows(path: str) -> List[Dict[str, Any]]:
       row['exec_len'], row['horizon'] = int(row['exec_len']), int(row['horizon'])
       row.setdefault('gate', 'norm')  # files written before gates existed
       row['ahead'] = int(row.get('ahead') or 0)
+      row['online'] = int(row.get('online') or 0)
       rows.append(row)
   return rows
 
@@ -307,7 +345,8 @@ def combine(paths: Sequence[str], workdir: str, reference_horizon: int, title: s
     for r in read_rows(path):
       if r['mode'] == 'baseline' and r['horizon'] != reference_horizon:
         r['mode'] = f"baseline-h{r['horizon']}"
-      key = (r['mode'], r['gate'], r['ahead'], r['exec_len'], r['tau'], r['horizon'])
+      key = (r['mode'], r['gate'], r['ahead'], r['online'], r['exec_len'], r['tau'],
+             r['horizon'])
       if key not in seen:
         seen.add(key)
         rows.append(r)

@@ -140,8 +140,8 @@ def variant(r: Dict[str, Any]) -> str:
   """Executor variant of a row: mode, '+learned' for the learned gate, '+ahead' for
   plan-ahead, e.g. 'mlp+learned+ahead'."""
   learned = '+learned' if r.get('gate') == 'learned' else ''
-  ahead = '+ahead' if r.get('ahead') not in (None, '', 0, 0.0, '0') else ''
-  return f"{r.get('mode')}{learned}{ahead}"
+  flag = lambda k, name: name if r.get(k) not in (None, '', 0, 0.0, '0') else ''
+  return f"{r.get('mode')}{learned}{flag('ahead', '+ahead')}{flag('online', '+online')}"
 
 
 def point_label(r: Dict[str, Any]) -> str:

@@ -14,10 +14,13 @@ class DMCEnv:
 
   ``reset() -> obs [O]``; ``step(action [A]) -> (obs [O], reward, done, info)``; ``done`` is
   True after ``episode_length`` agent steps (DMC tasks have no early termination).
+  ``model_scale`` optionally scales physics for distribution shift, as ``MJXEnv`` does:
+  ``{'mass': 1.3}`` multiplies every body mass and inertia, ``{'friction': 0.7}`` every geom's
+  friction coefficients (applied to the compiled model, so it survives resets).
   """
 
   def __init__(self, task: str = 'humanoid-walk', seed: int = 0, action_repeat: int = 2,
-               episode_length: int = 500, physics_overrides: Optional[Dict[str, float]] = None):
+               episode_length: int = 500, model_scale: Optional[Dict[str, float]] = None):
     from dm_control import suite
     from dm_control.suite.wrappers import action_scale
     domain, name = envs.parse_task(task)
@@ -33,6 +36,19 @@ class DMCEnv:
                              action_repeat)
     self._t = 0
     self._needs_reset = True
+    if model_scale:
+      self._apply_model_scale(dict(model_scale))
+
+  def _apply_model_scale(self, scale: Dict[str, float]) -> None:
+    unknown = set(scale) - {'friction', 'mass'}
+    if unknown or any(not np.isfinite(v) or v <= 0 for v in scale.values()):
+      raise ValueError(f'model_scale takes positive finite friction and mass factors, got {scale}')
+    model = self._env.physics.model
+    if 'friction' in scale:
+      model.geom_friction[:] *= scale['friction']
+    if 'mass' in scale:
+      model.body_mass[:] *= scale['mass']
+      model.body_inertia[:] *= scale['mass']
 
   @property
   def physics(self):
