@@ -6,6 +6,8 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.task = ''               # empty: the export's task
+  c.backend = 'mjx'         # a traced backend (mjx, brax); empty: the export's own backend.
+                            # dm_control-trained agents are swept on the Playground port
   c.impl = 'jax'
   c.mode = 'mlp'            # spec | mlp | transformer (needs the corrector in the export)
   c.taus = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)

@@ -1,33 +1,14 @@
-"""Tiny MJX config: many parallel Playground environments feeding one replay buffer."""
-import ml_collections
+"""Tiny MJX config: many parallel Playground environments feeding one replay buffer
+(experiments/tiny.py on the 'mjx' backend)."""
+from spec_jax import builders
 
 
-def get_config() -> ml_collections.ConfigDict:
-  c = ml_collections.ConfigDict()
-  c.task = 'cartpole-swingup'
-  c.backend = 'mjx'
-  c.impl = 'jax'
-  c.num_envs = 4
-  c.chunk_steps = 10
-  c.seed = 0
-  c.model_size = 1
-  c.model = ml_collections.ConfigDict(dict(latent_dim=32, mlp_dim=64, enc_dim=64))
-  c.planner = ml_collections.ConfigDict(dict(num_samples=32, iterations=2, num_elites=4,
-                                             num_pi_trajs=4))
-  c.train = ml_collections.ConfigDict(dict(batch_size=32))
-  c.model_scale = ml_collections.ConfigDict()
-  c.episode_length = 25
-  c.action_repeat = 2
-  c.steps = 160             # 40 vector steps of 4 envs
-  c.seed_steps = 80
-  c.updates_per_step = 0.25
-  c.update_chunk = 10
-  c.buffer_size = 10_000
-  c.eval_every = 0          # no dm_control evaluation in the smoke run
-  c.eval_episodes = 1
-  c.checkpoint_every = 80
-  c.save_buffer = True
-  c.keep = 2
-  c.wall_minutes = 0.0      # > 0: stop after this many minutes with a checkpoint and an export
-  c.export_dtype = 'float32'  # or 'float16' (half the size; loaded as float32)
+def get_config():
+  c = builders.config_module(__file__, 'tiny.py').get_config()
+  c.update(dict(
+      backend='mjx', impl='jax', num_envs=4, chunk_steps=10, episode_length=25,
+      steps=160,               # 40 vector steps of 4 envs
+      seed_steps=80, updates_per_step=0.25, update_chunk=10,
+      eval_every=0,            # no dm_control evaluation in the smoke run
+      checkpoint_every=80))
   return c

@@ -214,13 +214,14 @@ def run(cfg, export_dir: str, workdir: str) -> Dict[str, Any]:
   from spec_jax import checkpoint
   from spec_jax import logs
   from spec_jax import reporting
-  from spec_jax.envs import dmc
+  from spec_jax import envs
   logs.setup()
   model, params, pcfg, kept, meta = checkpoint.load_with_correctors(export_dir)
   pcfg = dataclasses.replace(pcfg, **dict(cfg.get('planner', {}) or {}))
   extra = dict(meta['extra'])
-  env = dmc.DMCEnv(extra['task'], seed=cfg.seed, action_repeat=extra['action_repeat'],
-                   episode_length=extra['episode_length'])
+  env = envs.make(envs.export_backend(extra, cfg.get('backend', '')), extra['task'],
+                  need=envs.HOST, seed=cfg.seed, action_repeat=extra['action_repeat'],
+                  episode_length=extra['episode_length'])
   key = jax.random.PRNGKey(cfg.seed)
   data, stats = collect(model, params, pcfg, env, cfg.episodes, key, cfg.history,
                         cfg.teacher_prob, log_fn=logging.info)

@@ -288,16 +288,17 @@ def run(cfg, export_dir: str, workdir: str):
   from absl import logging
   from spec_jax import checkpoint
   from spec_jax import logs
-  from spec_jax.envs import dmc
+  from spec_jax import envs
   logs.setup()
   model, params, pcfg, cors, meta, heads = checkpoint.load_with_correctors(
       export_dir, with_acceptance=True)
   extra = meta['extra']
   base_pcfg = dataclasses.replace(pcfg, **dict(cfg.get('base_planner', {}) or {}))
   spec_pcfg = dataclasses.replace(pcfg, **dict(cfg.get('spec_planner', {}) or {}))
-  env = dmc.DMCEnv(extra['task'], action_repeat=extra['action_repeat'],
-                   episode_length=cfg.get('episode_length', 0) or extra['episode_length'],
-                   model_scale=dict(cfg.get('model_scale', {}) or {}) or None)
+  env = envs.make(envs.export_backend(extra, cfg.get('backend', '')), extra['task'],
+                  need=envs.HOST, action_repeat=extra['action_repeat'],
+                  episode_length=cfg.get('episode_length', 0) or extra['episode_length'],
+                  model_scale=dict(cfg.get('model_scale', {}) or {}) or None)
   points = grid([dict(b) for b in cfg.blocks], extra.get('mismatch_quantiles'),
                 baseline=cfg.get('baseline', True))
   logging.info('%d configurations x %d episodes (seeds %d..%d); devices %s', len(points),

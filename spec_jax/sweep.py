@@ -1,7 +1,9 @@
-"""Vectorised sweeps of tau x seeds x episodes (one jit per speculation horizon) on MJX.
+"""Vectorised sweeps of tau x seeds x episodes (one jit per speculation horizon) on a traced
+environment backend (MJX, Brax: ``spec_jax.envs``).
 
 ``episode_fn`` runs one whole episode for one (tau, key) pair: reset, then a lax.scan over the
-episode of (speculative step -> MJX step with action repeat). ``sweep`` runs the whole grid of
+episode of (speculative step -> environment step with action repeat). ``sweep`` runs the whole
+grid of
 taus [T] x seeds [S] x episodes [E] as one batch in one jit with compacted replanning
 (``speculation.step_batch_compact``: only the environments that replan are planned, in a
 power-of-two sub-batch), sharded over all local devices (shard_map over a 1-D Mesh: each
@@ -39,7 +41,7 @@ class EpisodeStats(NamedTuple):
 @dataclasses.dataclass(frozen=True)
 class SweepSetup:
   """Everything static about a sweep point except tau and the key (hashable)."""
-  env: Any                  # spec_jax.envs.mjx.MJXEnv
+  env: Any                  # a traced backend (spec_jax.envs: reset_one / step_one, hashable)
   ex: sp.Executor           # model, planner, speculation settings, corrector
 
 
@@ -260,17 +262,28 @@ def host_share(seeds: Sequence[int], process_id: int, num_processes: int) -> Lis
 
 
 def run(cfg, export_dir: str, workdir: str) -> Dict[str, str]:
-  """The sweep job behind launch/sweep.py. Returns the output paths."""
+  """The sweep job behind launch/sweep.py on the export's backend (``extra['backend']``) or
+  ``cfg.backend`` when set; the backend must be traced (``envs.names(envs.TRACED)``; a
+  dm_control-trained agent is swept on 'mjx', the same task in Playground).
+
+  Returns:
+    The output paths {'csv', 'md', 'pareto'}.
+  """
   import os
   from absl import logging
   from spec_jax import checkpoint
   from spec_jax import logs
-  from spec_jax.envs import mjx
+  from spec_jax import envs
   logs.setup()
   if cfg.num_processes > 1:
     jax.distributed.initialize(cfg.coordinator, cfg.num_processes, cfg.process_id)
   model, params, pcfg, cors, meta = checkpoint.load_with_correctors(export_dir)
   extra = meta['extra']
+  backend = envs.export_backend(extra, cfg.get('backend', ''))
+  if envs.TRACED not in envs.backend(backend).capabilities:   # vmapped reset_one/step_one
+    raise ValueError(f'sweeps need a traced backend, one of {list(envs.names(envs.TRACED))}; '
+                     f'{backend!r} is not (set config backend, e.g. mjx: the same task in '
+                     f'Playground)')
   if corr_lib.needs_corrector(cfg.mode) and cfg.mode not in cors:
     raise ValueError(f'mode {cfg.mode!r} needs a corrector; export has {sorted(cors)}')
   cor, cparams = cors.get(cfg.mode, (None, None))
@@ -281,10 +294,10 @@ def run(cfg, export_dir: str, workdir: str) -> Dict[str, str]:
   keys = grid_keys(seeds, cfg.episodes)
   rows = []
   for pert in cfg.perturbations:
-    env = mjx.MJXEnv(cfg.task or extra['task'], impl=cfg.impl,
-                     action_repeat=extra['action_repeat'],
-                     episode_length=cfg.episode_length or extra['episode_length'],
-                     model_scale=parse_perturbation(pert))
+    env = envs.make(backend, cfg.task or extra['task'], need=envs.TRACED,
+                    impl=cfg.get('impl', ''), action_repeat=extra['action_repeat'],
+                    episode_length=cfg.episode_length or extra['episode_length'],
+                    model_scale=parse_perturbation(pert))
     for h in cfg.horizons:
       scfg = sp.SpecConfig(mode=cfg.mode, exec_len=int(h), history=cor.cfg.history if cor else 4)
       stats, seconds = timed(sweep, SweepSetup(env, sp.Executor(model, pcfg, scfg, cor)),

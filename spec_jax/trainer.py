@@ -3,7 +3,9 @@ progress output, a metrics CSV, Orbax checkpoints with resume, and a final expor
 
 The Python loop only collects, logs, evaluates and checkpoints; updates run as jitted epochs
 (``agent.update_epoch``, a lax.scan) of ``updates_per_step`` x (steps just collected) updates
-after each collected chunk (an episode for dm_control, ``chunk_steps`` vector steps for MJX).
+after each collected chunk (an episode on a host backend such as dm_control, ``chunk_steps``
+vector steps of ``num_envs`` environments on a traced backend such as MJX or Brax). The run
+schedule is a typed ``builders.RunConfig`` built once from the experiment config.
 Checkpoints are written at chunk boundaries, so a resumed run continues from the last
 completed chunk with its replay data, optimiser state, planner warm start and counters.
 """
@@ -25,6 +27,7 @@ from spec_jax import builders
 from spec_jax import checkpoint
 from spec_jax import planner
 from spec_jax import replay
+from spec_jax.envs import batch
 
 
 @flax.struct.dataclass
@@ -82,7 +85,8 @@ class MetricsWriter:
 
 
 def evaluate(model, params, planner_cfg, env, num_episodes: int, key: jax.Array) -> Dict[str, float]:
-  """Mean/std return of ``num_episodes`` dm_control episodes planning in eval mode."""
+  """Mean/std return of ``num_episodes`` episodes of the host ``env`` (reset/step, see
+  ``spec_jax.envs``) planning in eval mode. Returns {'eval_return', 'eval_return_std'}."""
   returns = []
   for ep in range(num_episodes):
     obs, done, ret, t0 = env.reset(), False, 0.0, True
@@ -97,12 +101,12 @@ def evaluate(model, params, planner_cfg, env, num_episodes: int, key: jax.Array)
   return dict(eval_return=float(np.mean(returns)), eval_return_std=float(np.std(returns)))
 
 
-def _out_of_time(cfg, start: float) -> bool:
-  """True once this process's training loop has run ``cfg.wall_minutes`` (0 or absent: no
-  limit) since ``start`` (time.monotonic, the progress clock). Checked after each chunk (an episode on dm_control,
-  ``chunk_steps`` vector steps on MJX), so a stop overshoots by up to one chunk plus its
+def _out_of_time(rc: builders.RunConfig, start: float) -> bool:
+  """True once this process's training loop has run ``rc.wall_minutes`` (0: no limit)
+  since ``start`` (time.monotonic, the progress clock). Checked after each chunk (an episode on a host
+  backend, ``chunk_steps`` vector steps on a batched one), so a stop overshoots by up to one chunk plus its
   evaluation, and the final checkpoint and export come on top: leave that margin."""
-  limit = float(cfg.get('wall_minutes', 0) or 0)
+  limit = float(rc.wall_minutes or 0)
   return limit > 0 and time.monotonic() - start >= 60.0 * limit
 
 
@@ -119,7 +123,7 @@ class _Progress:
             f'{sps:.1f} agent steps/s | elapsed {elapsed / 60:.1f} min | ETA {eta / 60:.1f} min')
 
 
-def _init_run(model, train_cfg, planner_cfg, cfg, num_envs):
+def _init_run(model, train_cfg, planner_cfg, cfg: builders.RunConfig, num_envs):
   key = jax.random.PRNGKey(cfg.seed)
   init_key, key = jax.random.split(key)
   pstate = planner.init_state(planner_cfg, model.cfg.action_dim)
@@ -178,20 +182,25 @@ def _updates(model, train_cfg, run, buf, num_updates: int, chunk: int):
 def train(cfg, workdir: str) -> Dict[str, Any]:
   """Trains the agent described by ``cfg`` (see experiments/), writing into ``workdir``.
 
-  Returns the last logged metrics. Resumes automatically from ``workdir/checkpoints``.
+  Args:
+    cfg: experiment config (ConfigDict): the run schedule (typed once into a
+      ``builders.RunConfig``) plus the model / planner / train blocks.
+    workdir: output directory (checkpoints/, metrics.csv, export/).
+  Returns:
+    The last logged metrics (dict). Resumes automatically from ``workdir/checkpoints``.
   """
-  builders.check_config(cfg)
+  rc = builders.run_config(cfg)
   os.makedirs(workdir, exist_ok=True)
-  env = builders.make_env(cfg, seed=cfg.seed)
+  env = builders.make_env(rc, seed=rc.seed)
   model, planner_cfg, train_cfg = builders.make_agent_configs(cfg, env.spec.obs_dim,
                                                               env.spec.action_dim)
-  num_envs = cfg.get('num_envs', 1) if cfg.backend == 'mjx' else 1
-  run, buf = _init_run(model, train_cfg, planner_cfg, cfg, num_envs)
-  ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'), cfg.get('keep', 2))
+  num_envs = rc.num_envs if rc.batched else 1
+  run, buf = _init_run(model, train_cfg, planner_cfg, rc, num_envs)
+  ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'), rc.keep)
   try:
     run, buf, resumed = _maybe_restore(ckpt, run, buf)
-    loop = _DMCLoop if cfg.backend == 'dmc' else _MJXLoop
-    result = loop(cfg, workdir, env, model, planner_cfg, train_cfg, ckpt).run(run, buf)
+    loop = _BatchLoop if rc.batched else _HostLoop
+    result = loop(rc, workdir, env, model, planner_cfg, train_cfg, ckpt).run(run, buf)
   finally:
     ckpt.close()
   return dict(result, resumed=resumed)
@@ -200,8 +209,8 @@ def train(cfg, workdir: str) -> Dict[str, Any]:
 class _Loop:
   """Shared bookkeeping: logging, evaluation, checkpoints, interruption, export."""
 
-  def __init__(self, cfg, workdir, env, model, planner_cfg, train_cfg, ckpt):
-    self.cfg, self.workdir, self.env, self.model = cfg, workdir, env, model
+  def __init__(self, rc: builders.RunConfig, workdir, env, model, planner_cfg, train_cfg, ckpt):
+    self.rc, self.workdir, self.env, self.model = rc, workdir, env, model
     self.planner_cfg, self.train_cfg, self.ckpt = planner_cfg, train_cfg, ckpt
     self.writer = MetricsWriter(os.path.join(workdir, 'metrics.csv'))
     self.eval_env = None
@@ -212,13 +221,13 @@ class _Loop:
     repeat). The official TD-MPC2 trainer counts one step per call of its action-repeated
     (x2) DMControl wrapper, so the ``step`` of published TD-MPC2 curves is our AGENT step."""
     agent_step = int(run.agent_step)
-    return dict(agent_step=agent_step, env_step=agent_step * int(self.cfg.action_repeat))
+    return dict(agent_step=agent_step, env_step=agent_step * int(self.rc.action_repeat))
 
   def save(self, run, buf) -> None:
     if self.ckpt.latest_step() == int(run.agent_step):
       return
     items = {'run': run}
-    if self.cfg.get('save_buffer', True):
+    if self.rc.save_buffer:
       items['buffer'] = buf
     self.ckpt.save(int(run.agent_step), items, dict(self.units(run), episode=int(run.episode)))
     logging.info('checkpoint saved at agent step %d (%d env steps)', int(run.agent_step),
@@ -227,25 +236,23 @@ class _Loop:
   def export(self, run) -> str:
     path = checkpoint.export_agent(
         os.path.join(self.workdir, 'export'), self.model.cfg, run.train.params, self.planner_cfg,
-        extra=dict(task=self.cfg.task, backend=self.cfg.backend, **self.units(run),
-                   episode_length=self.cfg.episode_length,
-                   action_repeat=self.cfg.action_repeat),
-        storage_dtype=self.cfg.get('export_dtype', 'float32'))
+        extra=dict(task=self.rc.task, backend=self.rc.backend, **self.units(run),
+                   episode_length=self.rc.episode_length,
+                   action_repeat=self.rc.action_repeat),
+        storage_dtype=self.rc.export_dtype)
     logging.info('exported agent to %s', path)
     return path
 
   def maybe_eval(self, run, prev_step: int) -> Optional[Dict[str, float]]:
-    every = self.cfg.eval_every
+    every = self.rc.eval_every
     if every <= 0 or int(run.agent_step) // every == prev_step // every:
       return None
-    if self.eval_env is None:
-      from spec_jax.envs import dmc
-      self.eval_env = dmc.DMCEnv(self.cfg.task, seed=self.cfg.seed + 10_000,
-                                 action_repeat=self.cfg.action_repeat,
-                                 episode_length=self.cfg.episode_length)
-    key = jax.random.fold_in(jax.random.PRNGKey(self.cfg.seed + 1), int(run.agent_step))
+    if self.eval_env is None:  # the training backend's host env, else eval_backend's
+      self.eval_env, note = builders.make_eval_env(self.rc)
+      logging.info(note)
+    key = jax.random.fold_in(jax.random.PRNGKey(self.rc.seed + 1), int(run.agent_step))
     return evaluate(self.model, run.train.params, self.planner_cfg, self.eval_env,
-                    self.cfg.eval_episodes, key)
+                    self.rc.eval_episodes, key)
 
   def after_chunk(self, run, buf, prev_step: int, train_metrics, returns, progress) -> None:
     row = dict(**self.units(run), episode=int(run.episode),
@@ -262,24 +269,24 @@ class _Loop:
     extra = ' | '.join(f'{k} {row[k]:.1f}' for k in ('episode_return', 'eval_return') if k in row)
     logging.info(progress.line(int(run.agent_step),
                                f'env steps {row["env_step"]} | episode {int(run.episode)} | {extra}'))
-    if int(run.agent_step) // self.cfg.checkpoint_every != prev_step // self.cfg.checkpoint_every:
+    if int(run.agent_step) // self.rc.checkpoint_every != prev_step // self.rc.checkpoint_every:
       self.save(run, buf)
 
   def run(self, run, buf):
-    progress = _Progress(self.cfg.steps, int(run.agent_step))
+    progress = _Progress(self.rc.steps, int(run.agent_step))
     timed_out = False
     interrupted = {'flag': False}
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, lambda *_: interrupted.__setitem__('flag', True))
     try:
-      while int(run.agent_step) < self.cfg.steps and not interrupted['flag']:
+      while int(run.agent_step) < self.rc.steps and not interrupted['flag']:
         prev_step = int(run.agent_step)
         run, buf, train_metrics, returns = self.chunk(run, buf)
         self.after_chunk(run, buf, prev_step, train_metrics, returns, progress)
-        if _out_of_time(self.cfg, progress.t0):
+        if _out_of_time(self.rc, progress.t0):
           timed_out = True
           logging.warning('wall_minutes=%s reached at agent step %d: checkpoint and export; '
-                          'rerun to continue', self.cfg.wall_minutes, int(run.agent_step))
+                          'rerun to continue', self.rc.wall_minutes, int(run.agent_step))
           break
     except KeyboardInterrupt:
       interrupted['flag'] = True
@@ -293,7 +300,7 @@ class _Loop:
     return dict(self.last, export_dir=self.export(run), interrupted=False, timed_out=timed_out)
 
   def pretrain_and_update(self, run, buf, new_steps: int):
-    cfg = self.cfg
+    cfg = self.rc
     if int(run.agent_step) < cfg.seed_steps:
       return run, None
     n = int(round(new_steps * cfg.updates_per_step))
@@ -304,11 +311,11 @@ class _Loop:
     return _updates(self.model, self.train_cfg, run, buf, n, cfg.update_chunk)
 
 
-class _DMCLoop(_Loop):
-  """One dm_control environment; a chunk is one episode."""
+class _HostLoop(_Loop):
+  """One environment of a host backend (dm_control); a chunk is one episode."""
 
   def chunk(self, run, buf):
-    cfg, env = self.cfg, self.env
+    cfg, env = self.rc, self.env
     # Per-episode seeds make a resumed run replay exactly what an uninterrupted run would.
     obs, done, t0 = env.reset(seed=cfg.seed * 1_000_003 + int(run.episode)), False, True
     rng = np.random.default_rng([cfg.seed, int(run.episode)])
@@ -348,29 +355,31 @@ def first_episode_id(buf: replay.ReplayBuffer, run: RunState) -> int:
   return max(int(buf.episode.max()), int(run.episode)) + 1
 
 
-class _MJXLoop(_Loop):
-  """Many MJX environments in one jit; a chunk is ``chunk_steps`` vector steps."""
+class _BatchLoop(_Loop):
+  """``num_envs`` environments of a traced backend (MJX, Brax) in one jit, batched and
+  auto-reset by ``envs.batch``; a chunk is ``chunk_steps`` vector steps."""
 
   def __init__(self, *args):
     super().__init__(*args)
-    self.num_envs = self.cfg.num_envs
+    self.num_envs = self.rc.num_envs
     self.env_state = None
     self.episode_ids = None
 
   def chunk(self, run, buf):
     if self.env_state is None:  # fresh episodes; ids above every id already in the buffer
-      self.env_state = self.env.reset(jax.random.fold_in(run.key, int(run.agent_step)), self.num_envs)
+      self.env_state = batch.reset(self.env, jax.random.fold_in(run.key, int(run.agent_step)),
+                                   self.num_envs)
       self.episode_ids = jnp.full((self.num_envs,), first_episode_id(buf, run), jnp.int32)
-    random_phase = int(run.agent_step) < self.cfg.seed_steps
+    random_phase = int(run.agent_step) < self.rc.seed_steps
     key, collect_key = jax.random.split(run.key)
     (self.env_state, pstate, self.episode_ids), recs = _mjx_collect(
         self.env, self.model, self.planner_cfg, run.train.params, self.env_state, run.planner,
-        self.episode_ids, collect_key, self.cfg.chunk_steps, random_phase)
+        self.episode_ids, collect_key, self.rc.chunk_steps, random_phase)
     buf = replay.add_sequence(buf, recs['obs'], recs['action'], recs['reward'], recs['episode'])
     for t, e in zip(*np.nonzero(np.asarray(recs['nonfinite']))):
       logging.warning('non-finite observation or action: env %d at agent step %d (safe action '
                       'sent)', e, int(run.agent_step) + int(t) * self.num_envs)
-    new_steps = self.cfg.chunk_steps * self.num_envs
+    new_steps = self.rc.chunk_steps * self.num_envs
     done = np.asarray(recs['done'])
     returns = np.asarray(recs['final_return'])[done].tolist()
     run = run.replace(key=key, planner=pstate, agent_step=run.agent_step + new_steps,
@@ -390,7 +399,7 @@ def _collect_body(env, model, planner_cfg, params, random_phase, carry, step_key
     action = res.action
   bad = ~(jnp.all(jnp.isfinite(env_state.obs), -1) & jnp.all(jnp.isfinite(action), -1))
   action = jnp.where(bad[:, None], SAFE_ACTION, action)   # never a NaN action
-  out = env._step(env_state, action)  # pylint: disable=protected-access
+  out = batch.step_traced(env, env_state, action)
   rec = dict(obs=env_state.obs, action=action, reward=out.reward, episode=ep_ids, done=out.done,
              final_return=out.final_return, nonfinite=bad)
   return (out.state, pstate, ep_ids + out.done.astype(jnp.int32)), rec

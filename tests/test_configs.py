@@ -18,7 +18,7 @@ def _load(path):
 @pytest.mark.parametrize('path', CONFIGS, ids=[os.path.basename(p) for p in CONFIGS])
 def test_every_experiment_config_loads(path):
   cfg = _load(path)
-  if 'backend' in cfg:   # a training config: the builders accept it
+  if 'model_size' in cfg:   # a training config: the builders accept it
     builders.check_config(cfg)
 
 
@@ -35,3 +35,19 @@ def test_variants_override_only_what_they_name():
 def test_config_module_names_a_missing_base(tmp_path):
   with pytest.raises(FileNotFoundError, match='no_such_base.py'):
     builders.config_module(str(tmp_path / 'variant.py'), 'no_such_base.py')
+
+
+BASES = ('dmc_cpu', 'humanoid_dmc', 'humanoid_mjx', 'tiny', 'tiny_mjx')
+
+
+def test_training_configs_override_one_base_run_schedule():
+  default = _load(os.path.join(ROOT, 'experiments', 'default.py'))
+  assert builders.run_config(default) == builders.RunConfig()   # one source of defaults
+  for name in BASES:
+    cfg = _load(os.path.join(ROOT, 'experiments', f'{name}.py'))
+    assert set(cfg.keys()) == set(default.keys()), name      # no key of its own
+    source = open(os.path.join(ROOT, 'experiments', f'{name}.py')).read()
+    assert "config_module(__file__, 'default.py')" in source or name == 'tiny_mjx', name
+    assert isinstance(builders.run_config(cfg), builders.RunConfig)
+  mjx = builders.run_config(_load(os.path.join(ROOT, 'experiments', 'tiny_mjx.py')))
+  assert mjx.batched and mjx.num_envs == 4 and mjx.backend == 'mjx'

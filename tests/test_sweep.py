@@ -128,7 +128,8 @@ def test_sweep_job_end_to_end(tmp_path):
                                               episode_length=8,
                                               mismatch_quantiles=list(np.linspace(0, 2, 101))))
   cfg = ml_collections.ConfigDict(dict(
-      task='', impl='jax', mode='spec', taus=(0.5,), tau_quantiles=(0.9,), horizons=(3,),
+      task='', backend='mjx', impl='jax', mode='spec', taus=(0.5,), tau_quantiles=(0.9,),
+      horizons=(3,),
       seeds=(0,), episodes=2, episode_length=0, perturbations=('none', 'mass=2.0'),
       coordinator='', num_processes=1, process_id=0))
   paths = sweep.run(cfg, export, str(tmp_path / 'sw'))

@@ -58,7 +58,7 @@ def test_export_loads_alone_and_plans(full_run):
 def test_interrupted_run_resumes_with_nothing_lost(full_run, tmp_path, monkeypatch):
   cfg, full_dir, _ = full_run
   workdir = str(tmp_path / 'interrupted')
-  original = trainer._DMCLoop.chunk
+  original = trainer._HostLoop.chunk
   calls = {'n': 0}
 
   def flaky_chunk(self, run, buf):
@@ -67,10 +67,10 @@ def test_interrupted_run_resumes_with_nothing_lost(full_run, tmp_path, monkeypat
       raise KeyboardInterrupt
     return original(self, run, buf)
 
-  monkeypatch.setattr(trainer._DMCLoop, 'chunk', flaky_chunk)
+  monkeypatch.setattr(trainer._HostLoop, 'chunk', flaky_chunk)
   first = trainer.train(cfg, workdir)
   assert first['interrupted'] and first['agent_step'] == 150
-  monkeypatch.setattr(trainer._DMCLoop, 'chunk', original)
+  monkeypatch.setattr(trainer._HostLoop, 'chunk', original)
   second = trainer.train(cfg, workdir)
   assert second['resumed'] and second['agent_step'] == 300
   # Same rows and the same final parameters as the uninterrupted run.

@@ -1,13 +1,12 @@
-"""MJX adapter through MuJoCo Playground: batched, jitted reset/step with auto-reset."""
-import functools
-from typing import Any, Dict, NamedTuple, Optional
+"""MJX adapter through MuJoCo Playground: a traced backend (reset_one / step_one); batched,
+jitted reset/step with auto-reset come from ``envs.batch``."""
+from typing import Dict, Optional
 
-import chex
-import flax
 import jax
 import jax.numpy as jnp
 
 from spec_jax import envs
+from spec_jax.envs import batch
 
 
 def playground_name(task: str) -> str:
@@ -17,22 +16,8 @@ def playground_name(task: str) -> str:
   return ''.join(part.capitalize() for part in task.replace('_', '-').split('-'))
 
 
-@flax.struct.dataclass
-class BatchState:
-  env_state: Any           # Playground State, batched over [B]
-  obs: jax.Array           # [B, O] current observation (after auto-reset)
-  t: jax.Array             # [B] agent steps taken in the current episode
-  episode_return: jax.Array  # [B] return of the current episode so far
-  key: jax.Array           # [B, 2] per-env reset keys
-
-
-class StepOutput(NamedTuple):
-  state: BatchState
-  obs: jax.Array         # [B, O] next observation (reset obs where done)
-  reward: jax.Array      # [B] reward summed over the action repeat
-  done: jax.Array        # [B] bool: episode ended at this step (time limit or NaN physics)
-  final_obs: jax.Array   # [B, O] observation reached by this step (before auto-reset)
-  final_return: jax.Array  # [B] episode return (valid where done)
+BatchState = batch.BatchState   # (kept here for callers of mjx.BatchState)
+StepOutput = batch.StepOutput
 
 
 class MJXEnv:
@@ -87,15 +72,9 @@ class MJXEnv:
     """Unbatched step with action repeat: (State, action [A]) -> (State, reward summed)."""
     return self._single_step(env_state, action)
 
-  @functools.partial(jax.jit, static_argnums=(0, 2))
   def reset(self, key: jax.Array, batch_size: int) -> BatchState:
-    """Resets ``batch_size`` environments. Returns a BatchState with obs [B, O]."""
-    keys = jax.random.split(key, batch_size)
-    reset_keys, next_keys = jnp.split(jax.vmap(jax.random.split)(keys), 2, axis=1)
-    env_state = jax.vmap(self._env.reset)(reset_keys[:, 0])
-    zeros = jnp.zeros((batch_size,))
-    return BatchState(env_state=env_state, obs=env_state.obs, t=zeros.astype(jnp.int32),
-                      episode_return=zeros, key=next_keys[:, 0])
+    """Resets ``batch_size`` environments (``envs.batch.reset``). Returns obs [B, O]."""
+    return batch.reset(self, key, batch_size)
 
   def _single_step(self, env_state, action):
     def body(carry, _):
@@ -107,26 +86,6 @@ class MJXEnv:
     return env_state, reward
 
   def step(self, state: BatchState, action: jax.Array) -> StepOutput:
-    """Steps all environments with actions [B, A] in [-1, 1]; auto-resets finished ones.
-
-    Shapes are always checked; the range is checked when ``action`` is concrete (not traced).
-    """
-    chex.assert_shape(action, (state.obs.shape[0], self.spec.action_dim))
-    if not isinstance(action, jax.core.Tracer):
-      envs.check_action(action, self.spec.action_dim, (state.obs.shape[0],))
-    return self._step(state, action)
-
-  @functools.partial(jax.jit, static_argnums=0)
-  def _step(self, state: BatchState, action: jax.Array) -> StepOutput:
-    env_state, reward = jax.vmap(self._single_step)(state.env_state, action)
-    t = state.t + 1
-    ep_return = state.episode_return + reward
-    done = (t >= self.spec.episode_length) | (env_state.done > 0)
-    split = jax.vmap(jax.random.split)(state.key)
-    fresh = jax.vmap(self._env.reset)(split[:, 0])
-    select = lambda new, old: jnp.where(done.reshape(done.shape + (1,) * (new.ndim - 1)), new, old)
-    next_env_state = jax.tree_util.tree_map(select, fresh, env_state)
-    new_state = BatchState(env_state=next_env_state, obs=next_env_state.obs,
-                           t=jnp.where(done, 0, t), episode_return=jnp.where(done, 0.0, ep_return),
-                           key=split[:, 1])
-    return StepOutput(new_state, next_env_state.obs, reward, done, env_state.obs, ep_return)
+    """Steps all environments with actions [B, A] in [-1, 1]; auto-resets finished ones
+    (``envs.batch.step``: shapes always checked, the range when ``action`` is concrete)."""
+    return batch.step(self, state, action)
