@@ -8,7 +8,7 @@ ensemble, scaled by a running 5-95 percentile range; then a Polyak target update
 """
 import dataclasses
 import functools
-from typing import Dict, Tuple
+from typing import Any, Dict, Tuple
 
 import chex
 import flax
@@ -25,7 +25,9 @@ MODEL_KEYS = ('encoder', 'dynamics', 'reward', 'Qs')
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-  """Official TD-MPC2 training hyper-parameters."""
+  """Official TD-MPC2 training hyper-parameters. ``polyak`` is the target-Q (and Q-scale)
+  soft-update rate (the official ``tau``; renamed so it is not confused with the speculation
+  mismatch threshold tau; ``from_dict`` still accepts the old key)."""
   batch_size: int = 256
   horizon: int = 3
   rho: float = 0.5
@@ -36,14 +38,25 @@ class TrainConfig:
   lr: float = 3e-4
   enc_lr_scale: float = 0.3
   grad_clip_norm: float = 20.0
-  tau: float = 0.01
+  polyak: float = 0.01
   discount: float = 0.99
 
   def __post_init__(self):
     if self.batch_size < 1 or self.horizon < 1:
       raise ValueError('batch_size and horizon must be >= 1')
-    if not 0 < self.rho <= 1 or not 0 < self.tau <= 1 or not 0 < self.discount <= 1:
-      raise ValueError('rho, tau and discount must lie in (0, 1]')
+    if not 0 < self.rho <= 1 or not 0 < self.polyak <= 1 or not 0 < self.discount <= 1:
+      raise ValueError('rho, polyak and discount must lie in (0, 1]')
+
+  @classmethod
+  def from_dict(cls, values: Dict[str, Any]) -> 'TrainConfig':
+    """A TrainConfig from a config block; the pre-rename key ``tau`` (Polyak rate) is
+    migrated to ``polyak`` (ValueError if both are given)."""
+    values = dict(values)
+    if 'tau' in values:
+      if 'polyak' in values:
+        raise ValueError("train config gives both 'tau' (old name) and 'polyak'; keep 'polyak'")
+      values['polyak'] = values.pop('tau')
+    return cls(**values)
     if self.lr <= 0 or self.grad_clip_norm <= 0:
       raise ValueError('lr and grad_clip_norm must be > 0')
 
@@ -134,7 +147,7 @@ def pi_loss(pi_params, model, cfg: TrainConfig, params, zs, q_scale, key):
   p = dict(params, pi=pi_params)
   a, info = model.pi(p, zs, pi_key)
   q = model.q_pair(jax.lax.stop_gradient(params['Qs']), zs, a, q_key, 'avg', drop_key)  # [H+1, B]
-  new_scale = q_scale + cfg.tau * (percentile_range(jax.lax.stop_gradient(q[0])) - q_scale)
+  new_scale = q_scale + cfg.polyak * (percentile_range(jax.lax.stop_gradient(q[0])) - q_scale)
   q = q / new_scale
   rho = cfg.rho ** jnp.arange(zs.shape[0])
   per_t = -(cfg.entropy_coef * info.scaled_entropy[..., 0] + q).mean(-1)
@@ -159,7 +172,7 @@ def update(model: wm_lib.WorldModel, cfg: TrainConfig, state: TrainState, batch:
       state.params['pi'], model, cfg, params, zs, state.q_scale, pi_key)
   pi_updates, pi_opt_state = pi_opt.update(pi_grads, state.pi_opt_state, state.params['pi'])
   params['pi'] = optax.apply_updates(state.params['pi'], pi_updates)
-  target_qs = jax.tree_util.tree_map(lambda t, o: t + cfg.tau * (o - t), state.target_qs,
+  target_qs = jax.tree_util.tree_map(lambda t, o: t + cfg.polyak * (o - t), state.target_qs,
                                      params['Qs'])
   aux.update(pi_aux, grad_norm=optax.tree.norm(grads), pi_grad_norm=optax.tree.norm(pi_grads))
   new_state = TrainState(params=params, target_qs=target_qs, opt_state=opt_state,

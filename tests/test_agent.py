@@ -116,3 +116,22 @@ def test_bad_config_and_batch(model):
                      reward=jnp.zeros((H, B)))
   with pytest.raises(AssertionError):
     agent.update(model, CFG, state, bad, jax.random.PRNGKey(0))
+
+
+def test_polyak_rate_renamed_and_old_key_migrated():
+  old = agent.TrainConfig.from_dict(dict(batch_size=B, horizon=H, tau=0.05))
+  assert old.polyak == 0.05 and old == agent.TrainConfig(batch_size=B, horizon=H, polyak=0.05)
+  assert not hasattr(old, 'tau')
+  with pytest.raises(ValueError, match="both 'tau'"):
+    agent.TrainConfig.from_dict(dict(tau=0.05, polyak=0.02))
+  with pytest.raises(ValueError, match='polyak'):
+    agent.TrainConfig(polyak=0.0)
+
+
+def test_config_with_the_old_polyak_key_still_builds():
+  import os
+  from spec_jax import builders
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  cfg = builders.load_module(os.path.join(root, 'experiments', 'tiny.py')).get_config()
+  cfg.train.tau = 0.05
+  assert builders.make_agent_configs(cfg, 5, 1)[2].polyak == 0.05
