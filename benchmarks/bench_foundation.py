@@ -1,6 +1,6 @@
 """Planner latency and simulator throughput, side by side in one run.
 
-  python benchmarks/bench_foundation.py [--repeats 5] [--mjx_steps 50] [--sizes 1,5]
+  python benchmarks/bench_foundation.py [--repeats 5] [--mjx_steps 50] [--sizes 1 5]
 
 Prints a markdown table: median ms per plan call (compile excluded), GFLOP per call counted
 from the layer shapes (planner.plan_flops) and achieved GFLOP/s, for each model size at
@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 from spec_jax import config  # noqa: E402
 from spec_jax import planner  # noqa: E402
 from spec_jax import world_model  # noqa: E402
+from spec_jax.envs import batch as env_batch  # noqa: E402
 from spec_jax.envs import dmc  # noqa: E402
 from spec_jax.envs import mjx  # noqa: E402
 
@@ -67,7 +68,7 @@ def mjx_steps_per_s(batch, steps):
   def run(state, key):
     def body(s, k):
       a = jax.random.uniform(k, (batch, 21), minval=-1, maxval=1)
-      return env._step(s, a).state, None  # pylint: disable=protected-access
+      return env_batch.step_traced(env, s, a).state, None
     return jax.lax.scan(body, state, jax.random.split(key, steps))[0]
 
   jax.block_until_ready(run(state, jax.random.PRNGKey(0)))
@@ -90,24 +91,24 @@ def dmc_steps_per_s(steps):
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument('--repeats', type=int, default=5)
-  parser.add_argument('--sizes', default='1,5')
-  parser.add_argument('--batches', default='1,64')
+  parser.add_argument('--sizes', type=int, nargs='+', default=(1, 5))
+  parser.add_argument('--batches', type=int, nargs='+', default=(1, 64))
   parser.add_argument('--mjx_steps', type=int, default=50)
   parser.add_argument('--dmc_steps', type=int, default=1000)
   args = parser.parse_args()
   print(f'device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}')
   print('\n| model | batch | median ms / plan call | ms per env | GFLOP per env call | '
         'achieved GFLOP/s |\n|---|---|---|---|---|---|')
-  for size in [int(s) for s in args.sizes.split(',')]:
+  for size in args.sizes:
     gflop = plan_gflop(size)
-    for batch in [int(b) for b in args.batches.split(',')]:
+    for batch in args.batches:
       ms = planner_latency(size, batch, args.repeats)
       print(f'| {size}M | {batch} | {ms:.1f} | {ms / batch:.2f} | {gflop:.1f} | '
             f'{gflop * batch / (ms / 1e3):.0f} |', flush=True)
   native = dmc_steps_per_s(args.dmc_steps)
   print('\n| simulator | batch | physics steps/s | ratio to native |\n|---|---|---|---|')
   print(f'| dm_control (native MuJoCo, 1 core) | 1 | {native:.0f} | 1.00 |', flush=True)
-  for batch in [int(b) for b in args.batches.split(',')]:
+  for batch in args.batches:
     sps = mjx_steps_per_s(batch, args.mjx_steps)
     print(f'| MJX Playground impl=jax | {batch} | {sps:.0f} | {sps / native:.2f} |', flush=True)
 

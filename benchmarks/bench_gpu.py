@@ -8,6 +8,7 @@ Each section prints a markdown table as it finishes and is independent: an error
 printed and the next one runs. ``--budget_s`` skips sections that would start after it.
 Humanoid dims (obs 67, action 21) and the official MPPI defaults (512 samples, 8 iterations,
 horizon 3, 64 elites, 24 policy trajectories) unless --smoke.
+Lists are space-separated (``--sections sweep collect --sizes 1 5``).
 """
 import argparse
 import os
@@ -31,21 +32,18 @@ from spec_jax import planner  # noqa: E402
 from spec_jax import replay  # noqa: E402
 from spec_jax import trainer  # noqa: E402
 from spec_jax import world_model  # noqa: E402
+from spec_jax.envs import batch as env_batch  # noqa: E402
 
 _T0 = time.time()
-
-
-def _ints(text):
-  return [int(x) for x in text.split(',') if x]
 
 
 def section_planner(args):
   print('\n### Planner latency (plan_batch, official MPPI defaults)\n')
   print('| model | batch | median ms / plan call | ms per env | achieved TFLOP/s |\n'
         '|---|---|---|---|---|')
-  for size in _ints(args.sizes):
+  for size in args.sizes:
     gflop = bench_foundation.plan_gflop(size)
-    for batch in _ints(args.plan_batches):
+    for batch in args.plan_batches:
       ms = bench_foundation.planner_latency(size, batch, args.repeats)
       print(f'| {size}M | {batch} | {ms:.2f} | {ms / batch:.4f} | '
             f'{gflop * batch / ms:.2f} |', flush=True)
@@ -55,7 +53,7 @@ def section_update(args):
   """One jitted epoch of TD-MPC2 updates (horizon 3) on a random buffer."""
   print(f'\n### Update step (agent.update_epoch, batch {args.update_batch}, horizon 3)\n')
   print('| model | updates per epoch | compile s | ms per update |\n|---|---|---|---|')
-  for size in _ints(args.sizes):
+  for size in args.sizes:
     wm = world_model.WorldModel(config.model_config(size, 67, 21))
     tcfg = agent.TrainConfig(batch_size=args.update_batch)
     state = agent.init_train_state(wm, tcfg, jax.random.PRNGKey(0))
@@ -80,7 +78,7 @@ def _mjx_env(task, impl):
 def section_mjx(args):
   print(f'\n### MJX {args.task} (Playground): physics steps/s, random actions\n')
   print('| impl | batch | compile s | physics steps/s | agent steps/s |\n|---|---|---|---|---|')
-  for impl in args.impls.split(','):
+  for impl in args.impls:
     try:
       env = _mjx_env(args.task, impl)
     except Exception as e:  # noqa: BLE001  (warp may be absent)
@@ -92,10 +90,10 @@ def section_mjx(args):
     def run(state, key):
       def body(s, k):
         a = jax.random.uniform(k, s.obs.shape[:1] + (A,), minval=-1, maxval=1)
-        return env._step(s, a).state, None  # pylint: disable=protected-access
+        return env_batch.step_traced(env, s, a).state, None
       return jax.lax.scan(body, state, jax.random.split(key, steps))[0].obs
 
-    for batch in _ints(args.env_batches):
+    for batch in args.env_batches:
       state = env.reset(jax.random.PRNGKey(0), batch)
       first, med = bench_foundation.timed_calls(lambda i, state=state: run(state, jax.random.PRNGKey(i)), 2)
       agent_sps = batch * steps / med
@@ -108,14 +106,14 @@ def section_collect(args):
   print(f'\n### MJX {args.task} with planning in the loop (trainer collection chunk)\n')
   print('| impl | model | batch | compile s | agent steps/s | ms per vector step |\n'
         '|---|---|---|---|---|---|')
-  impl = args.impls.split(',')[0]
+  impl = args.impls[0]
   env = _mjx_env(args.task, impl)
   steps = args.collect_steps
-  for size in _ints(args.collect_sizes):
+  for size in args.collect_sizes:
     wm = world_model.WorldModel(config.model_config(size, env.spec.obs_dim, env.spec.action_dim))
     params = wm.init(jax.random.PRNGKey(0))
     pcfg = _planner_cfg(args, env.spec.action_dim)
-    for batch in _ints(args.collect_batches):
+    for batch in args.collect_batches:
       state = env.reset(jax.random.PRNGKey(0), batch)
       pstate = planner.init_state(pcfg, env.spec.action_dim)
       pstate = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (batch,) + x.shape), pstate)
@@ -136,7 +134,8 @@ def _planner_cfg(args, action_dim):
 def section_sweep(args):
   print('\n### Vectorised sweep vs point-by-point loop (benchmarks/bench_sweep.py)\n')
   cmd = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'bench_sweep.py'),
-         '--batches', args.sweep_batches, '--episode_length', str(args.sweep_episode_length),
+         '--batches', *map(str, args.sweep_batches),
+         '--episode_length', str(args.sweep_episode_length),
          '--skip_vmap']
   print('    ' + ' '.join(cmd[1:]), flush=True)
   # The parent holds JAX's default GPU memory reservation: let the child allocate on demand.
@@ -150,33 +149,33 @@ _SECTIONS = dict(planner=section_planner, update=section_update, mjx=section_mjx
 def main():
   p = argparse.ArgumentParser()
   p.add_argument('--smoke', action='store_true', help='tiny sizes for a CPU check')
-  p.add_argument('--sections', default='planner,update,mjx,collect,sweep')
+  p.add_argument('--sections', nargs='+', choices=tuple(_SECTIONS), default=tuple(_SECTIONS))
   p.add_argument('--budget_s', type=float, default=1e9)
   p.add_argument('--task', default='humanoid-walk')
-  p.add_argument('--sizes', default='1,5')
-  p.add_argument('--plan_batches', default='1,64,1024')
+  p.add_argument('--sizes', type=int, nargs='+', default=(1, 5))
+  p.add_argument('--plan_batches', type=int, nargs='+', default=(1, 64, 1024))
   p.add_argument('--repeats', type=int, default=5)
   p.add_argument('--update_batch', type=int, default=256)
   p.add_argument('--update_epoch', type=int, default=200)
-  p.add_argument('--impls', default='jax,warp')
-  p.add_argument('--env_batches', default='1024,4096,8192')
+  p.add_argument('--impls', nargs='+', default=('jax', 'warp'))
+  p.add_argument('--env_batches', type=int, nargs='+', default=(1024, 4096, 8192))
   p.add_argument('--mjx_steps', type=int, default=50)
-  p.add_argument('--collect_sizes', default='5')
-  p.add_argument('--collect_batches', default='64,256,1024')
+  p.add_argument('--collect_sizes', type=int, nargs='+', default=(5,))
+  p.add_argument('--collect_batches', type=int, nargs='+', default=(64, 256, 1024))
   p.add_argument('--collect_steps', type=int, default=10)
-  p.add_argument('--sweep_batches', default='16,64,256')
+  p.add_argument('--sweep_batches', type=int, nargs='+', default=(16, 64, 256))
   p.add_argument('--sweep_episode_length', type=int, default=50)
   args = p.parse_args()
   if args.smoke:
-    for k, v in dict(sizes='1', plan_batches='1,4', repeats=1, update_batch=16, update_epoch=5,
-                     impls='jax', env_batches='2', mjx_steps=2, collect_sizes='1',
-                     collect_batches='2', collect_steps=2, sweep_batches='4',
+    for k, v in dict(sizes=(1,), plan_batches=(1, 4), repeats=1, update_batch=16, update_epoch=5,
+                     impls=('jax',), env_batches=(2,), mjx_steps=2, collect_sizes=(1,),
+                     collect_batches=(2,), collect_steps=2, sweep_batches=(4,),
                      sweep_episode_length=6, task='cartpole-swingup').items():
       setattr(args, k, v)
   print(f'device: {jax.devices()[0].device_kind} ({jax.default_backend()}, '
         f'{jax.local_device_count()} device(s)); jax {jax.__version__}; '
         f'XLA_FLAGS={os.environ.get("XLA_FLAGS", "")!r}', flush=True)
-  for name in args.sections.split(','):
+  for name in args.sections:
     if time.time() - _T0 > args.budget_s:
       print(f'\n(section {name} skipped: past --budget_s {args.budget_s:.0f})', flush=True)
       continue

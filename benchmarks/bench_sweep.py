@@ -3,7 +3,7 @@ same grid run point by point in a Python loop (one jitted episode per call), and
 older batch-level shared cond and plain jit(vmap), side by side in one run, at several batch
 sizes B (= taus x seeds x episodes) with desynchronised replans (taus spread over 0.05..1).
 
-  python benchmarks/bench_sweep.py [--export DIR] [--batches 16,64,256] [--episode_length 50]
+  python benchmarks/bench_sweep.py [--export DIR] [--batches 16 64 256] [--episode_length 50]
 
 Reports planner evaluations executed by the batch vs replans needed (compaction pads to a
 power of two: the ratio should approach 1), and the speed-up over the loop. Without --export
@@ -71,14 +71,14 @@ def main():
   p.add_argument('--export', default='')
   p.add_argument('--mode', default='spec')
   p.add_argument('--env', default='fake', choices=('fake', 'mjx'))
-  p.add_argument('--batches', default='16,64')
+  p.add_argument('--batches', type=int, nargs='+', default=(16, 64))
   p.add_argument('--episode_length', type=int, default=50)
   p.add_argument('--exec_len', type=int, default=3)
   p.add_argument('--impl', default='jax')
   p.add_argument('--skip_vmap', action='store_true')
-  p.add_argument('--tau_range', default='',
-                 help='lo,hi of the tau grid; default 1.8,2.1 for the random model (its '
-                      'mismatch spans ~1.8-2.06), 0.05,1.0 with --export')
+  p.add_argument('--tau_range', type=float, nargs=2, default=None,
+                 help='lo hi of the tau grid; default 1.8 2.1 for the random model (its '
+                      'mismatch spans ~1.8-2.06), 0.05 1.0 with --export')
   args = p.parse_args()
   task, model, params, pcfg, cor, cparams = _agent(args)
   mode = args.mode if cor is not None or args.mode in ('spec', 'baseline') else 'spec'
@@ -93,9 +93,8 @@ def main():
         'planner evals executed | executed/needed | max |return diff| vs loop |\n'
         '|---|---|---|---|---|---|---|---|---|')
   shared = jax.jit(_shared_rollout, static_argnums=0)
-  for B in [int(b) for b in args.batches.split(',')]:
-    lo, hi = [float(x) for x in (args.tau_range or ('0.05,1.0' if args.export else '1.8,2.1'))
-              .split(',')]
+  for B in args.batches:
+    lo, hi = args.tau_range or ((0.05, 1.0) if args.export else (1.8, 2.1))
     taus = jnp.linspace(lo, hi, B // 2)              # desynchronised replans
     keys = sweep.grid_keys([0], 2)
     sweep.timed(sweep._single_episode, setup, params, taus[0], keys[0, 0])  # compile

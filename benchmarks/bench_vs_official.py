@@ -1,7 +1,7 @@
 """Official PyTorch TD-MPC2 planner vs the spec_jax planner, same weights, same CPU, one run.
 
   pip install -e '.[torch]' tensordict
-  python benchmarks/bench_vs_official.py --tdmpc2_src /path/to/tdmpc2/tdmpc2 [--sizes 1,5]
+  python benchmarks/bench_vs_official.py --tdmpc2_src /path/to/tdmpc2/tdmpc2 [--sizes 1 5]
 
 ``--tdmpc2_src`` is the ``tdmpc2/`` folder of a checkout of nicklashansen/tdmpc2 (not shipped
 with spec_jax). Both planners use the official defaults for humanoid (obs 67, action 21: 512
@@ -45,7 +45,7 @@ def _median_ms(fn, repeats):
 def main():
   p = argparse.ArgumentParser()
   p.add_argument('--tdmpc2_src', required=True)
-  p.add_argument('--sizes', default='1,5')
+  p.add_argument('--sizes', type=int, nargs='+', default=(1, 5))
   p.add_argument('--repeats', type=int, default=10)
   p.add_argument('--threads', type=int, default=0, help='torch threads (0: torch default)')
   args = p.parse_args()
@@ -60,7 +60,7 @@ def main():
         f'({jax.devices()[0].device_kind})')
   print('\n| model | official PyTorch ms/plan | spec_jax ms/plan | speed-up (official / spec_jax) |'
         '\n|---|---|---|---|')
-  for size in [int(s) for s in args.sizes.split(',')]:
+  for size in args.sizes:
     cfg = _official_cfg(size, 67, 21)
     torch.manual_seed(0)
     wm = WorldModel(cfg)

@@ -3,8 +3,7 @@ environment backend (MJX, Brax: ``spec_jax.envs``).
 
 ``episode_fn`` runs one whole episode for one (tau, key) pair: reset, then a lax.scan over the
 episode of (speculative step -> environment step with action repeat). ``sweep`` runs the whole
-grid of
-taus [T] x seeds [S] x episodes [E] as one batch in one jit with compacted replanning
+grid of taus [T] x seeds [S] x episodes [E] as one batch in one jit with compacted replanning
 (``speculation.step_batch_compact``: only the environments that replan are planned, in a
 power-of-two sub-batch), sharded over all local devices (shard_map over a 1-D Mesh: each
 device compacts its own shard);
