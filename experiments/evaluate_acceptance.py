@@ -11,9 +11,9 @@ def get_config():
   c = base.get_config()
   c.baseline = False
   c.blocks = (
-      dict(modes=('mlp',), exec_lens=(3,), taus=(0.5, 0.7), gate='learned'),
-      dict(modes=('mlp',), exec_lens=(3,), taus=(), tau_quantiles=(0.5, 0.75)),
-      dict(modes=('mlp',), exec_lens=(3,), taus=(0.3, 0.85), gate='learned'),
-      dict(modes=('mlp',), exec_lens=(3,), taus=(), tau_quantiles=(0.9,)),
+      dict(modes=('mlp',), exec_lens=(3,), taus=(0.5,), gate='learned'),
+      dict(modes=('mlp',), exec_lens=(3,), taus=(), tau_quantiles=(0.5,)),
+      dict(modes=('mlp',), exec_lens=(3,), taus=(0.7,), gate='learned'),
+      dict(modes=('mlp',), exec_lens=(3,), taus=(), tau_quantiles=(0.75,)),
   )
   return c

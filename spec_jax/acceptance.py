@@ -6,8 +6,10 @@ traced threshold (``tau`` of the step, now a probability) instead of when ||z_re
 exceeds it (``gate='norm'``, the paper's verifier). Idea from SpecDec++ (a learned acceptance
 predictor decides the speculation length), adapted to control.
 
-Features per step: the newest mismatch token [z_real, z_hat, z_real - z_hat, a_spec] (3Z + A),
-the distance d and the fraction k / H of the queue already executed (2 more): F = 3Z + A + 2.
+Features per step, taken from the newest mismatch token [z_real, z_hat, z_real - z_hat, a_spec]:
+the latent error z_real - z_hat (Z), the speculative action a_spec (A), the distance d and the
+fraction k / H of the queue already executed: F = Z + A + 2 (the absolute latents are left
+out: with a few thousand labels they let the head memorise states, see BUILD_NOTES).
 Label: reject = ||a_exec - a_teacher||_2 > eps, with a_exec the corrected action (or a_spec
 for uncorrected speculation) and eps stored with the head (default: the median error on the
 training set, so the classes are balanced).
@@ -39,7 +41,7 @@ class AcceptanceHead:
 
   @property
   def feature_dim(self) -> int:
-    return 3 * self.latent_dim + self.action_dim + 2
+    return self.latent_dim + self.action_dim + 2
 
   @property
   def net(self) -> nn.Module:
@@ -50,10 +52,11 @@ class AcceptanceHead:
 
   def features(self, token: jax.Array, d: jax.Array, k: jax.Array) -> jax.Array:
     """token [.., 3Z+A], d [..], k [..] -> [.., F]."""
-    chex.assert_shape(token, (..., 3 * self.latent_dim + self.action_dim))
+    Z = self.latent_dim
+    chex.assert_shape(token, (..., 3 * Z + self.action_dim))
     extra = jnp.stack([jnp.asarray(d, jnp.float32),
                        jnp.asarray(k, jnp.float32) / self.horizon], axis=-1)
-    return jnp.concatenate([token, extra], axis=-1)
+    return jnp.concatenate([token[..., 2 * Z:], extra], axis=-1)
 
   def logit(self, params, token, d, k) -> jax.Array:
     return self.net.apply({'params': params}, self.features(token, d, k))
@@ -95,9 +98,13 @@ def _loss(params, head: AcceptanceHead, batch: Labelled):
   return jnp.mean(optax.sigmoid_binary_cross_entropy(logit, batch.reject))
 
 
+def _opt(lr: float):
+  return optax.adamw(lr, weight_decay=1e-3)
+
+
 @functools.partial(jax.jit, static_argnames=('head', 'steps', 'batch_size', 'lr'))
-def _fit(head, params, data: Labelled, key, steps: int, batch_size: int, lr: float):
-  opt = optax.adam(lr)
+def _fit(head, params, opt_state, data: Labelled, key, steps: int, batch_size: int, lr: float):
+  opt = _opt(lr)
 
   def body(carry, k):
     p, o = carry
@@ -107,8 +114,9 @@ def _fit(head, params, data: Labelled, key, steps: int, batch_size: int, lr: flo
     updates, o = opt.update(grads, o, p)
     return (optax.apply_updates(p, updates), o), loss
 
-  (params, _), losses = jax.lax.scan(body, (params, opt.init(params)), jax.random.split(key, steps))
-  return params, losses
+  (params, opt_state), losses = jax.lax.scan(body, (params, opt_state),
+                                             jax.random.split(key, steps))
+  return params, opt_state, losses
 
 
 def scores(head: AcceptanceHead, params, data: Labelled) -> Dict[str, float]:
@@ -135,10 +143,27 @@ def roc_auc(p: np.ndarray, y: np.ndarray) -> float:
   return float((ranks[neg.size:].sum() - pos.size * (pos.size + 1) / 2.0) / (pos.size * neg.size))
 
 
+def _bce(head, params, data: Labelled) -> float:
+  return float(_loss(params, head, data))
+
+
 def train(head: AcceptanceHead, train_set: Labelled, test_set: Labelled, key: jax.Array,
-          steps: int = 3000, batch_size: int = 256, lr: float = 1e-3):
-  """Fits the head by binary cross-entropy. Returns (params, metrics on the held-out set)."""
+          steps: int = 3000, batch_size: int = 256, lr: float = 1e-3,
+          val_set: Labelled = None, chunk: int = 100):
+  """Fits the head by binary cross-entropy (AdamW). With ``val_set`` the parameters with the
+  lowest validation BCE, checked every ``chunk`` steps, are kept (early stopping; the test set
+  is never used to choose). Returns (params, metrics on the test set)."""
   init_key, fit_key = jax.random.split(key)
-  params, losses = _fit(head, head.init(init_key), train_set, fit_key, steps, batch_size, lr)
-  return params, dict(train_bce=float(np.mean(np.asarray(losses)[-100:])),
-                      **scores(head, params, test_set))
+  params = head.init(init_key)
+  opt_state = _opt(lr).init(params)
+  best, best_val, best_step, losses = params, float('inf'), 0, []
+  for i in range(max(steps // chunk, 1)):
+    params, opt_state, loss = _fit(head, params, opt_state, train_set,
+                                   jax.random.fold_in(fit_key, i), chunk, batch_size, lr)
+    losses.append(float(np.mean(np.asarray(loss))))
+    val = _bce(head, params, val_set) if val_set is not None else -float(i)
+    if val < best_val:
+      best, best_val, best_step = params, val, (i + 1) * chunk
+  return best, dict(train_bce=losses[best_step // chunk - 1], best_step=best_step,
+                    val_bce=best_val if val_set is not None else float('nan'),
+                    test_bce=_bce(head, best, test_set), **scores(head, best, test_set))

@@ -12,7 +12,7 @@ loss = MSE(a_corr, a_teacher) + lam * mean((a_corr - a_spec)^2); Adam 3e-4, batc
 held-out split reports the corrected error next to the uncorrected one (a_spec vs teacher).
 """
 import functools
-from typing import Any, Dict, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -38,45 +38,80 @@ class Dataset(NamedTuple):
 
 
 @functools.partial(jax.jit, static_argnames=('ex',))
-def _collect_step(ex: sp.Executor, params, state, teacher_pstate, obs, key, t0, teacher_prob):
+def _collect_step(ex: sp.Executor, params: sp.ExecParams, state, teacher_pstate, obs, key, t0,
+                  teacher_prob):
   spec_key, teacher_key, coin_key = jax.random.split(key, 3)
-  a_spec_exec, state, info = sp.step(ex, sp.ExecParams(params), state, obs, spec_key, jnp.inf, t0)
-  teacher, teacher_pstate = planner_lib.plan(ex.model, params, ex.planner, teacher_pstate, obs,
-                                             teacher_key, t0, True)
+  a_exec, state, info = sp.step(ex, params, state, obs, spec_key, jnp.inf, t0)
+  teacher, teacher_pstate = planner_lib.plan(ex.model, params.model, ex.planner, teacher_pstate,
+                                             obs, teacher_key, t0, True)
   use_teacher = (~info.replanned) & (jax.random.uniform(coin_key) < teacher_prob)
-  action = jnp.where(use_teacher, teacher.action, a_spec_exec)
+  action = jnp.where(use_teacher, teacher.action, a_exec)
   return action, state, teacher_pstate, info, teacher.action
 
 
 def collect(model, params, planner_cfg, env, episodes: int, key: jax.Array, history: int = 4,
-            teacher_prob: float = 0.5, log_fn=None) -> Tuple[Dataset, Dict[str, float]]:
-  """Rolls out ``episodes`` dm_control episodes and returns (Dataset, stats)."""
-  ex = sp.Executor(model, planner_cfg,
-                   sp.SpecConfig(mode='spec', exec_len=planner_cfg.horizon, history=history))
+            teacher_prob: float = 0.5, log_fn=None, corrector=None,
+            env_for_episode: Optional[Callable[[int], Any]] = None,
+            first_episode: int = 0) -> Tuple[Dataset, Dict[str, float]]:
+  """Rolls out ``episodes`` host-env episodes and returns (Dataset, stats).
+
+  Args:
+    corrector: optional (Corrector, params): DAgger — while speculating, the executed action is
+      the CORRECTED one (the learner's), still relabelled by the teacher; None: uncorrected.
+    env_for_episode: optional ep -> env (e.g. randomised mass/friction per episode); default
+      ``env`` for every episode.
+    first_episode: id of the first episode (ids must stay unique when datasets are merged).
+  """
+  cor, cparams = corrector if corrector is not None else (None, None)
+  mode = cor.cfg.kind if cor is not None else 'spec'
+  ex = sp.Executor(model, planner_cfg, sp.SpecConfig(mode=mode, exec_len=planner_cfg.horizon,
+                                                     history=history), cor)
+  xp = sp.ExecParams(params, cparams)
   rows, returns = [], []
-  for ep in range(episodes):
-    obs, done, t, ret = env.reset(), False, 0, 0.0
+  for ep in range(first_episode, first_episode + episodes):
+    ep_env = env_for_episode(ep) if env_for_episode is not None else env
+    obs, done, t, ret = ep_env.reset(), False, 0, 0.0
     state = sp.init_state(ex)
     teacher_pstate = planner_lib.init_state(planner_cfg, model.cfg.action_dim)
     while not done:
       key, step_key = jax.random.split(key)
       action, state, teacher_pstate, info, a_teacher = _collect_step(
-          ex, params, state, teacher_pstate, jnp.asarray(obs), step_key, t == 0, teacher_prob)
+          ex, xp, state, teacher_pstate, jnp.asarray(obs), step_key, t == 0, teacher_prob)
       if bool(info.nonfinite):
         raise ValueError(f'non-finite observation or action in teacher rollout: episode {ep}, '
                          f'step {t}')
       if not bool(info.replanned):
         rows.append((info.z_real, info.z_hat, info.a_spec, a_teacher, info.d, state.history,
                      state.history_valid, info.k, jnp.int32(ep)))
-      obs, reward, done, _ = env.step(np.asarray(action))
+      obs, reward, done, _ = ep_env.step(np.asarray(action))
       ret, t = ret + reward, t + 1
     returns.append(ret)
     if log_fn:
-      log_fn(f'collect episode {ep + 1}/{episodes}: return {ret:.1f}, {len(rows)} tuples')
+      log_fn(f'collect episode {ep + 1 - first_episode}/{episodes} ({mode}): return {ret:.1f}, '
+             f'{len(rows)} tuples')
   if not rows:
     raise ValueError('no speculative steps collected (horizon 1?)')
   data = Dataset(*[jnp.stack([r[i] for r in rows]) for i in range(len(Dataset._fields))])
   return data, dict(collect_return=float(np.mean(returns)), tuples=len(rows))
+
+
+def merge(a: Dataset, b: Dataset) -> Dataset:
+  """Concatenates two datasets (episode ids must not overlap)."""
+  if np.intersect1d(np.asarray(a.episode), np.asarray(b.episode)).size:
+    raise ValueError('datasets share episode ids: pass first_episode to collect')
+  return jax.tree_util.tree_map(lambda x, y: jnp.concatenate([x, y]), a, b)
+
+
+def randomised_scales(ranges: Dict[str, Any], seed: int, episode: int) -> Dict[str, float]:
+  """Per-episode physics scales drawn uniformly from ``ranges`` ({'mass': (lo, hi), ...})."""
+  rng = np.random.default_rng([seed, episode])
+  out = {}
+  for name, bounds in sorted(ranges.items()):
+    lo, hi = (float(x) for x in bounds)
+    if not 0 < lo <= hi:
+      raise ValueError(f'randomise range for {name!r} must satisfy 0 < lo <= hi, got {bounds}')
+    out[name] = float(rng.uniform(lo, hi))
+  return out
 
 
 def split(data: Dataset, holdout: float, key: jax.Array) -> Tuple[Dataset, Dataset]:
@@ -163,15 +198,15 @@ def train_acceptance(head: acc_lib.AcceptanceHead, corrector, cparams, data: Dat
   """Acceptance head for one executor mode: labels reject = error of the executed action >
   eps (default: the median training error), split by episode like the correctors.
   Returns (params, metrics: held-out accuracy / Brier / AUC, eps)."""
-  split_key, fit_key = jax.random.split(key)
+  split_key, fit_key, val_key = jax.random.split(key, 3)
   train_set, test_set = split(data, holdout, split_key)
-  y_train, eps = acc_lib.make_labels(np.asarray(executed_action_errors(corrector, cparams,
-                                                                       train_set)), eps)
-  y_test, _ = acc_lib.make_labels(np.asarray(executed_action_errors(corrector, cparams,
-                                                                    test_set)), eps)
-  lab = lambda d, y: acc_lib.Labelled(d.history[:, -1], d.d, d.k, jnp.asarray(y))
-  params, metrics = acc_lib.train(head, lab(train_set, y_train), lab(test_set, y_test), fit_key,
-                                  steps)
+  fit_set, val_set = split(train_set, 0.2, val_key)   # whole episodes for early stopping
+  errors = lambda d: np.asarray(executed_action_errors(corrector, cparams, d))
+  _, eps = acc_lib.make_labels(errors(train_set), eps)
+  lab = lambda d: acc_lib.Labelled(d.history[:, -1], d.d, d.k,
+                                   jnp.asarray(acc_lib.make_labels(errors(d), eps)[0]))
+  params, metrics = acc_lib.train(head, lab(fit_set), lab(test_set), fit_key, steps,
+                                  val_set=lab(val_set))
   return params, dict(metrics, eps=eps)
 
 
@@ -200,12 +235,47 @@ def _train_heads(cfg, model, pcfg, correctors, data, key, log_fn):
   return heads
 
 
+def load_dataset(path: str) -> Dataset:
+  """A Dataset saved by ``run`` (workdir/dataset.npz); clear errors for missing fields."""
+  with np.load(path) as f:
+    missing = [k for k in Dataset._fields if k not in f.files]
+    if missing:
+      raise ValueError(f'{path} is not a distillation dataset: missing {missing}')
+    return Dataset(*[jnp.asarray(f[k]) for k in Dataset._fields])
+
+
+def _dagger(cfg, model, params, pcfg, env, env_for, data, trained, report, key, log_fn):
+  """``cfg.dagger_rounds`` rounds per trained corrector: roll out the CORRECTED executor
+  (``cfg.dagger_episodes`` episodes), relabel the visited states with the teacher, add them to
+  that corrector's data and retrain it from scratch. Held-out metrics per round in the report."""
+  rounds, episodes = int(cfg.get('dagger_rounds', 0)), int(cfg.get('dagger_episodes', 4))
+  for kind in list(trained) if rounds else []:
+    kind_data, history = data, []
+    for r in range(rounds):
+      new, st = collect(model, params, pcfg, env, episodes, jax.random.fold_in(key, 100 + r),
+                        cfg.history, cfg.teacher_prob, log_fn=log_fn, corrector=trained[kind],
+                        env_for_episode=env_for,
+                        first_episode=cfg.episodes + r * episodes)
+      kind_data = merge(kind_data, new)
+      cor = trained[kind][0]
+      cparams, metrics = train(cor, kind_data, jax.random.fold_in(key, 1), cfg.steps,
+                               cfg.batch_size, cfg.lr, cfg.lam, cfg.holdout, log_fn=log_fn)
+      trained[kind] = (cor, cparams)
+      history.append(dict(round=r + 1, tuples=int(kind_data.d.shape[0]),
+                          collect_return=st['collect_return'],
+                          **{k: v for k, v in metrics.items() if k != 'curve'}))
+    report[kind]['dagger'] = history
+  return trained
+
+
 def run(cfg, export_dir: str, workdir: str) -> Dict[str, Any]:
   """The distillation job: load an export, collect teacher rollouts (with ``cfg.planner``
   overrides, e.g. a longer horizon for deeper speculation), train ``cfg.kinds`` correctors
   (correctors already in the export and not retrained are kept), with ``cfg.acceptance`` train
   an acceptance head per mode, store the mismatch distribution (101 percentiles of d at
   speculative steps, for task-relative tau) and export everything to ``workdir/export``.
+  Robustness: ``cfg.randomize`` ({'mass': (lo, hi), 'friction': (lo, hi)}) draws physics
+  scales per teacher episode; ``cfg.dagger_rounds`` adds DAgger rounds (``_dagger``).
   Returns the report (also written to ``workdir/distill_metrics.json``)."""
   import dataclasses
   import json
@@ -219,13 +289,27 @@ def run(cfg, export_dir: str, workdir: str) -> Dict[str, Any]:
   model, params, pcfg, kept, meta = checkpoint.load_with_correctors(export_dir)
   pcfg = dataclasses.replace(pcfg, **dict(cfg.get('planner', {}) or {}))
   extra = dict(meta['extra'])
-  env = envs.make(envs.export_backend(extra, cfg.get('backend', '')), extra['task'],
-                  need=envs.HOST, seed=cfg.seed, action_repeat=extra['action_repeat'],
-                  episode_length=extra['episode_length'])
+  make = functools.partial(envs.make, envs.export_backend(extra, cfg.get('backend', '')),
+                           extra['task'], need=envs.HOST, seed=cfg.seed,
+                           action_repeat=extra['action_repeat'],
+                           episode_length=extra['episode_length'])
+  env = make()
+  ranges = dict(cfg.get('randomize', {}) or {})   # e.g. {'mass': (0.7, 1.3)}: robust data
+  env_for = ((lambda ep: make(model_scale=randomised_scales(ranges, cfg.seed, ep)))
+             if ranges else None)
   key = jax.random.PRNGKey(cfg.seed)
-  data, stats = collect(model, params, pcfg, env, cfg.episodes, key, cfg.history,
-                        cfg.teacher_prob, log_fn=logging.info)
+  os.makedirs(workdir, exist_ok=True)
+  if cfg.get('dataset', ''):   # reuse the teacher rollouts of an earlier run
+    data = load_dataset(cfg.dataset)
+    stats = dict(collect_return=float('nan'), tuples=int(data.d.shape[0]), dataset=cfg.dataset)
+  else:
+    data, stats = collect(model, params, pcfg, env, cfg.episodes, key, cfg.history,
+                          cfg.teacher_prob, log_fn=logging.info, env_for_episode=env_for)
+    np.savez_compressed(os.path.join(workdir, 'dataset.npz'),
+                        **{k: np.asarray(v) for k, v in data._asdict().items()})
   trained, report = _train_kinds(cfg, model, data, key, logging.info)
+  trained = _dagger(cfg, model, params, pcfg, env, env_for, data, trained, report, key,
+                    logging.info)
   report.update(collect=stats, kinds=tuple(cfg.kinds), kept=sorted(set(kept) - set(trained)),
                 planner=dataclasses.asdict(pcfg))
   correctors = {**kept, **trained}
@@ -236,7 +320,6 @@ def run(cfg, export_dir: str, workdir: str) -> Dict[str, Any]:
   if trained or 'mismatch_quantiles' not in extra:  # else keep the correctors' distribution
     extra['mismatch_quantiles'] = reporting.mismatch_quantiles(np.asarray(data.d))
   extra['distill'] = dict(episodes=cfg.episodes, tuples=stats['tuples'], seed=cfg.seed)
-  os.makedirs(workdir, exist_ok=True)
   out = checkpoint.export_with_correctors(os.path.join(workdir, 'export'), model, params, pcfg,
                                           correctors, extra=extra,
                                           storage_dtype=cfg.get('storage_dtype', 'float32'),

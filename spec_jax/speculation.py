@@ -201,12 +201,16 @@ def _gate_score(ex: Executor, params: ExecParams, token, d, k):
   return d
 
 
-def _verify(ex: Executor, params: ExecParams, state, obs, tau, t0, ready) -> _Verdict:
+def _task_kw(task):
+  return {} if task is None else {'task': task}
+
+
+def _verify(ex: Executor, params: ExecParams, state, obs, tau, t0, ready, task=None) -> _Verdict:
   """Encode, measure the mismatch, adopt a ready plan at a queue end, push the history token,
   decide replan vs correct."""
   H = ex.planner.horizon
   ready = no_ready(ex) if ready is None else ready
-  z_real = ex.model.encode(params.model, obs)
+  z_real = ex.model.encode(params.model, obs, **_task_kw(task))
   bad = ~(jnp.all(jnp.isfinite(obs)) & jnp.all(jnp.isfinite(z_real)))
   z_hat = state.latent_queue[jnp.minimum(state.index, H)]
   d = jnp.where(t0, 0.0, jnp.linalg.norm(z_real - z_hat))
@@ -229,10 +233,10 @@ def _verify(ex: Executor, params: ExecParams, state, obs, tau, t0, ready) -> _Ve
                   prev_mean=pick(ready.prev_mean, state.planner.prev_mean), score=score)
 
 
-def _replan_branch(ex: Executor, params: ExecParams, state, obs, key, t0):
+def _replan_branch(ex: Executor, params: ExecParams, state, obs, key, t0, task=None):
   # Warm start advanced by the queued actions executed since the last plan (state.index).
   res, pstate = planner_lib.plan(ex.model, params.model, ex.planner, state.planner, obs, key, t0,
-                                 ex.spec.eval_mode, shift=state.index)
+                                 ex.spec.eval_mode, shift=state.index, task=task)
   return res.action, res.actions, res.latents, jnp.ones((), jnp.int32), pstate
 
 
@@ -271,7 +275,7 @@ def _finish(state, v: _Verdict, out):
 
 @functools.partial(jax.jit, static_argnames=('ex',))
 def step(ex: Executor, params: ExecParams, state: SpecState, obs: jax.Array, key: jax.Array,
-         tau, t0, ready: Optional[ReadyPlan] = None):
+         tau, t0, ready: Optional[ReadyPlan] = None, task=None):
   """One speculative step for one environment: ONE lax.cond between replan and correct.
 
   Args:
@@ -280,6 +284,8 @@ def step(ex: Executor, params: ExecParams, state: SpecState, obs: jax.Array, key
     tau: [] gate threshold (traced: vmap it for sweeps); a distance for gate='norm', a
       rejection probability for gate='learned'. t0: [] bool, first step of an episode.
     ready: optional ReadyPlan (plan-ahead); adopted at a queue end if the gate accepts.
+    task: [] int task id for a multitask model (None: single-task); encoder and planner use it
+      (task embedding, action mask, the task's discount).
   Returns:
     (action [A], SpecState, StepInfo).
   """
@@ -287,8 +293,10 @@ def step(ex: Executor, params: ExecParams, state: SpecState, obs: jax.Array, key
     raise ValueError(f'step: obs must be [{ex.model.cfg.obs_dim}], got {tuple(obs.shape)}; use '
                      'step_batch_compact for [B, O]')
   t0 = jnp.asarray(t0, bool)
-  v = _verify(ex, params, state, obs, jnp.asarray(tau, jnp.float32), t0, ready)
-  out = jax.lax.cond(v.replan, lambda: _replan_branch(ex, params, state, obs, key, t0),
+  if getattr(ex.model.cfg, 'multitask', False) != (task is not None):
+    raise ValueError('step: a multitask model needs task=<id>; a single-task model takes none')
+  v = _verify(ex, params, state, obs, jnp.asarray(tau, jnp.float32), t0, ready, task)
+  out = jax.lax.cond(v.replan, lambda: _replan_branch(ex, params, state, obs, key, t0, task),
                      lambda: _correct_branch(ex, params, v))
   return _finish(state, v, out)
 
@@ -406,7 +414,8 @@ def executed_plans(num_replans: int, batch: int) -> int:
 
 
 @functools.partial(jax.jit, static_argnames=('ex',))
-def plan_ahead(ex: Executor, params: ExecParams, state: SpecState, key: jax.Array) -> ReadyPlan:
+def plan_ahead(ex: Executor, params: ExecParams, state: SpecState, key: jax.Array,
+               task=None) -> ReadyPlan:
   """Plan-ahead: MPPI from the predicted latent where the current queue runs out
   (latent_queue[E], E = exec_len), warm-started from the queue's plan advanced by E steps.
   Dispatch it right after a step that installed a new queue (info.replanned or info.adopted)
@@ -414,5 +423,5 @@ def plan_ahead(ex: Executor, params: ExecParams, state: SpecState, key: jax.Arra
   E = ex.spec.effective_exec_len
   res, pstate = planner_lib.plan_from_latent(ex.model, params.model, ex.planner, state.planner,
                                              state.latent_queue[E], key, False,
-                                             ex.spec.eval_mode, shift=E)
+                                             ex.spec.eval_mode, shift=E, task=task)
   return ReadyPlan(res.actions, res.latents, pstate.prev_mean, jnp.ones((), bool))

@@ -136,3 +136,23 @@ def test_runner_with_plan_ahead_counts_by_hand():
   b = evaluation.run_episode(ex, sp.ExecParams(params), env_b, jax.random.PRNGKey(0), 0, 0.0)
   np.testing.assert_allclose(np.stack(env_a.actions), np.stack(env_b.actions), atol=1e-6)
   assert a['adopted'] == 0 and a['planner_calls'] == b['planner_calls'] == 7
+
+
+def test_multitask_executor_takes_a_task_id():
+  from spec_jax import world_model
+  wm = world_model.WorldModel(config.model_config(1, 5, 2, latent_dim=32, mlp_dim=64, enc_dim=64,
+                                                  num_tasks=2, task_dim=8, action_dims=(1, 2)))
+  params = wm.init(jax.random.PRNGKey(0))
+  ex = sp.Executor(wm, PC, CFG)
+  xp = sp.ExecParams(params)
+  obs, key = jnp.sin(jnp.arange(5.0)), jax.random.PRNGKey(1)
+  a0, s0, _ = sp.step(ex, xp, sp.init_state(ex), obs, key, 1e9, True, task=0)
+  ref, _ = planner.plan(wm, params, PC, planner.init_state(PC, 2), obs, key, True, True, task=0)
+  np.testing.assert_allclose(a0, ref.action, atol=1e-5)
+  assert float(a0[1]) == 0.0 and np.all(np.asarray(s0.action_queue)[:, 1] == 0.0)  # masked
+  a1, _, _ = sp.step(ex, xp, sp.init_state(ex), obs, key, 1e9, True, task=1)
+  assert float(a1[1]) != 0.0
+  ready = sp.plan_ahead(ex, xp, s0, key, task=0)
+  assert np.all(np.asarray(ready.actions)[:, 1] == 0.0)
+  with pytest.raises(ValueError, match='task'):
+    sp.step(ex, xp, sp.init_state(ex), obs, key, 1e9, True)
