@@ -8,6 +8,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+import logs  # launch/logs.py: absl logging set-up for the scripts
 from spec_jax import distill
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'experiments/distill_cartpole.py', 'Config.')
@@ -18,6 +19,7 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.', required=Tr
 
 def main(argv):
   del argv
+  logs.setup()
   report = distill.run(_CONFIG.value, _EXPORT.value, _WORKDIR.value)
   for kind in report['kinds']:
     print(f"{kind}: held-out mse {report[kind]['mse_corrected']:.5f} "

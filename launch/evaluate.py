@@ -18,6 +18,7 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 from ml_collections import config_flags
 
+import logs  # launch/logs.py: absl logging set-up for the scripts
 from spec_jax import evaluation
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'experiments/evaluate_cartpole.py', 'Config.')
@@ -28,6 +29,7 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.', required=Tr
 
 def main(argv):
   del argv
+  logs.setup()
   rows, paths = evaluation.run(_CONFIG.value, _EXPORT.value, _WORKDIR.value)
   print(open(paths['md']).read())
   print(paths)

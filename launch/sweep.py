@@ -13,6 +13,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+import logs  # launch/logs.py: absl logging set-up for the scripts
 from spec_jax import sweep
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'experiments/sweep_cartpole.py', 'Config.')
@@ -22,6 +23,7 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.', required=Tr
 
 def main(argv):
   del argv
+  logs.setup()
   paths = sweep.run(_CONFIG.value, _EXPORT.value, _WORKDIR.value)
   print(open(paths['md']).read())
 

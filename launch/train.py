@@ -9,7 +9,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from spec_jax import logs
+import logs  # launch/logs.py: absl logging set-up for the scripts
 from spec_jax import trainer
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'experiments/cartpole_cpu.py',

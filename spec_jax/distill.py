@@ -282,10 +282,8 @@ def run(cfg, export_dir: str, workdir: str) -> Dict[str, Any]:
   import os
   from absl import logging
   from spec_jax import checkpoint
-  from spec_jax import logs
   from spec_jax import reporting
   from spec_jax import envs
-  logs.setup()
   model, params, pcfg, kept, meta = checkpoint.load_with_correctors(export_dir)
   pcfg = dataclasses.replace(pcfg, **dict(cfg.get('planner', {}) or {}))
   extra = dict(meta['extra'])

@@ -287,9 +287,7 @@ def run(cfg, export_dir: str, workdir: str):
   import dataclasses
   from absl import logging
   from spec_jax import checkpoint
-  from spec_jax import logs
   from spec_jax import envs
-  logs.setup()
   model, params, pcfg, cors, meta, heads = checkpoint.load_with_correctors(
       export_dir, with_acceptance=True)
   extra = meta['extra']

@@ -271,9 +271,7 @@ def run(cfg, export_dir: str, workdir: str) -> Dict[str, str]:
   import os
   from absl import logging
   from spec_jax import checkpoint
-  from spec_jax import logs
   from spec_jax import envs
-  logs.setup()
   if cfg.num_processes > 1:
     jax.distributed.initialize(cfg.coordinator, cfg.num_processes, cfg.process_id)
   model, params, pcfg, cors, meta = checkpoint.load_with_correctors(export_dir)

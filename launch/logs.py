@@ -1,4 +1,5 @@
-"""Logging helpers for launch scripts."""
+"""Logging set-up for the launch scripts (not part of the library: library functions only
+report through absl logging or a log_fn they are given)."""
 import logging as std_logging
 
 from absl import logging
