@@ -41,7 +41,8 @@ def _to_queue_end(obs0):
   return state, z1 + 0.5 * q[1]          # the predicted latent at the queue end
 
 
-@pytest.mark.parametrize('jit', [True, False], ids=['jit', 'nojit'])
+@pytest.mark.parametrize('jit', [True, pytest.param(False, marks=pytest.mark.slow)],
+                         ids=['jit', 'nojit'])
 def test_ready_plan_is_adopted_when_the_gate_accepts(jit):
   obs0 = np.array([0.1, 0.2, -0.3], np.float32)
   state, z_end = _to_queue_end(obs0)
@@ -89,6 +90,7 @@ def test_ready_plan_is_ignored_before_the_queue_end():
   np.testing.assert_array_equal(a, state.action_queue[1])
 
 
+@pytest.mark.slow
 def test_plan_from_latent_equals_plan_from_observation():
   wm, params = toy.small_agent()
   obs = jnp.sin(jnp.arange(5.0))
@@ -138,6 +140,7 @@ def test_runner_with_plan_ahead_counts_by_hand():
   assert a['adopted'] == 0 and a['planner_calls'] == b['planner_calls'] == 7
 
 
+@pytest.mark.slow
 def test_multitask_executor_takes_a_task_id():
   from spec_jax import world_model
   wm = world_model.WorldModel(config.model_config(1, 5, 2, latent_dim=32, mlp_dim=64, enc_dim=64,
