@@ -46,6 +46,8 @@ class TrainConfig:
       raise ValueError('batch_size and horizon must be >= 1')
     if not 0 < self.rho <= 1 or not 0 < self.polyak <= 1 or not 0 < self.discount <= 1:
       raise ValueError('rho, polyak and discount must lie in (0, 1]')
+    if self.lr <= 0 or self.grad_clip_norm <= 0:
+      raise ValueError('lr and grad_clip_norm must be > 0')
 
   @classmethod
   def from_dict(cls, values: Dict[str, Any]) -> 'TrainConfig':
@@ -57,8 +59,6 @@ class TrainConfig:
         raise ValueError("train config gives both 'tau' (old name) and 'polyak'; keep 'polyak'")
       values['polyak'] = values.pop('tau')
     return cls(**values)
-    if self.lr <= 0 or self.grad_clip_norm <= 0:
-      raise ValueError('lr and grad_clip_norm must be > 0')
 
 
 @flax.struct.dataclass

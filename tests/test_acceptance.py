@@ -38,6 +38,7 @@ def _labelled(key, n, z=3, a=3):
   return acc.Labelled(tok, d, jnp.ones((n,)), (d > 0.5).astype(jnp.float32))
 
 
+@pytest.mark.slow
 def test_head_learns_a_known_rejection_rule():
   head = acc.AcceptanceHead(3, 3, horizon=3, hidden=(32,))
   params, m = acc.train(head, _labelled(jax.random.PRNGKey(0), 2000),
@@ -74,6 +75,7 @@ def test_learned_gate_replans_when_p_reject_exceeds_tau(bias, tau, replans):
   assert float(info.d) < 0.01
 
 
+@pytest.mark.slow
 def test_acceptance_heads_for_each_mode_and_export_round_trip(tmp_path):
   wm, params = toy.small_agent()
   ex = sp.Executor(wm, PC, sp.SpecConfig(mode='spec', exec_len=3))

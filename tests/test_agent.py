@@ -111,6 +111,9 @@ def test_vmap_of_two_seeds_equals_two_runs(model):
 def test_bad_config_and_batch(model):
   with pytest.raises(ValueError):
     agent.TrainConfig(rho=0.0)
+  for bad_kw in (dict(lr=0.0), dict(grad_clip_norm=-1.0)):
+    with pytest.raises(ValueError, match='lr and grad_clip_norm'):
+      agent.TrainConfig(**bad_kw)
   state = agent.init_train_state(model, CFG, jax.random.PRNGKey(0))
   bad = replay.Batch(obs=jnp.zeros((H, B, OBS)), action=jnp.zeros((H, B, ACT)),
                      reward=jnp.zeros((H, B)))

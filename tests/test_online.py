@@ -70,6 +70,7 @@ def test_bad_online_config():
     online.OnlineConfig(lr=0.0)
 
 
+@pytest.mark.slow
 def test_runner_labels_its_own_replans():
   # tau = 0: every step after t0 is a fallback at k = 1 -> 6 labels in 7 steps, whose teacher
   # action is the executed (replanned) action; update_every 2 -> 3 updates.

@@ -102,6 +102,7 @@ def test_plan_from_latent_equals_plan_from_observation():
   np.testing.assert_allclose(a.mean, b.mean, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_plan_ahead_seeds_at_the_queue_end_with_shifted_warm_start():
   wm, params = toy.small_agent()
   ex = sp.Executor(wm, PC, CFG)

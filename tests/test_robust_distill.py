@@ -22,6 +22,7 @@ def _collect(corrector=None, first=0, env_for=None):
   return data, np.stack(env.actions) if env_for is None else None
 
 
+@pytest.mark.slow
 def test_dagger_rollout_executes_the_corrected_action_and_records_the_uncorrected_one():
   cor = correctors.Corrector(correctors.CorrectorConfig('mlp', hidden=16), 32, 1)
   cp = jax.tree_util.tree_map(lambda x: x + 0.2, cor.init(jax.random.PRNGKey(1)))

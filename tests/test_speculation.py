@@ -310,7 +310,8 @@ def test_bad_config():
     _toy_step(sp.init_state(sp.Executor(toy.ToyModel(), TOY_PC, cfg)), jnp.zeros(4), 1.0, True, cfg)
 
 
-@pytest.mark.parametrize('pattern', ['none', 'one', 'all', 'random'])
+@pytest.mark.parametrize('pattern', ['none', 'all', pytest.param('one', marks=pytest.mark.slow),
+                                     pytest.param('random', marks=pytest.mark.slow)])
 def test_compact_step_equals_single_steps_for_forced_replan_patterns(agent, pattern):
   # B = 4 (capacities 1, 2, 4). After the common t0 plan, tau per env forces who replans:
   # tau = 0 replans (d > 0), tau = 1e9 corrects while the queue lasts (exec_len 6 > steps).
