@@ -68,7 +68,7 @@ def estimate_value(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerConf
   s <= t (always 0 otherwise). ``task`` (multitask): conditions every head and picks the
   task's discount (ModelConfig.task_discounts, else cfg.discount).
   """
-  tk = _task_kw(task)
+  tk = task_kwargs(task)
   gamma = cfg.discount if task is None else model.discount(task, cfg.discount)
 
   def step(carry, a_t):
@@ -88,7 +88,7 @@ def estimate_value(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerConf
   return ret + disc * (1.0 - done) * q
 
 
-def _task_kw(task):
+def task_kwargs(task):
   """Head keyword arguments: none without a task id (single-task and duck-typed models)."""
   return {} if task is None else {'task': task}
 
@@ -97,8 +97,8 @@ def policy_rollout(model: wm_lib.WorldModel, params, z: jax.Array,
                    pi_eps: jax.Array, task=None) -> jax.Array:
   """Policy-prior actions rolled out through the dynamics. z [P, Z], pi_eps [H, P, A] -> [H, P, A]."""
   def step(z_t, eps):
-    a, _ = model.pi_with_noise(params, z_t, eps, **_task_kw(task))
-    return model.next(params, z_t, a, **_task_kw(task)), a
+    a, _ = model.pi_with_noise(params, z_t, eps, **task_kwargs(task))
+    return model.next(params, z_t, a, **task_kwargs(task)), a
 
   _, actions = jax.lax.scan(step, z, pi_eps)
   return actions
@@ -108,7 +108,7 @@ def rollout_latents(model: wm_lib.WorldModel, params, z0: jax.Array,
                     actions: jax.Array, task=None) -> jax.Array:
   """z0 [Z], actions [H, A] -> latents [H+1, Z] (z0 first)."""
   def step(z, a):
-    z_next = model.next(params, z, a, **_task_kw(task))
+    z_next = model.next(params, z, a, **task_kwargs(task))
     return z_next, z_next
 
   _, zs = jax.lax.scan(step, z0, actions)
@@ -193,7 +193,7 @@ def plan_with_noise(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerCon
   ``task`` (obs zero-padded to obs_dim): sampled actions, mean and std are masked to the task's
   action dimensions as in the official planner, and the task's discount is used."""
   _check_plan_inputs(model, cfg, obs, state)
-  z0 = model.encode(params, obs, **_task_kw(task))
+  z0 = model.encode(params, obs, **task_kwargs(task))
   return _plan_core(model, params, cfg, state, z0, noise, t0, eval_mode, temperature, shift, task)
 
 

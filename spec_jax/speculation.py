@@ -201,16 +201,12 @@ def _gate_score(ex: Executor, params: ExecParams, token, d, k):
   return d
 
 
-def _task_kw(task):
-  return {} if task is None else {'task': task}
-
-
 def _verify(ex: Executor, params: ExecParams, state, obs, tau, t0, ready, task=None) -> _Verdict:
   """Encode, measure the mismatch, adopt a ready plan at a queue end, push the history token,
   decide replan vs correct."""
   H = ex.planner.horizon
   ready = no_ready(ex) if ready is None else ready
-  z_real = ex.model.encode(params.model, obs, **_task_kw(task))
+  z_real = ex.model.encode(params.model, obs, **planner_lib.task_kwargs(task))
   bad = ~(jnp.all(jnp.isfinite(obs)) & jnp.all(jnp.isfinite(z_real)))
   z_hat = state.latent_queue[jnp.minimum(state.index, H)]
   d = jnp.where(t0, 0.0, jnp.linalg.norm(z_real - z_hat))

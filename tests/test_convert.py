@@ -64,17 +64,23 @@ def test_heads_match_official_outputs(golden, converted):
                              g['two_hot'], atol=1e-6)
 
 
-def test_planner_matches_official_with_same_noise(golden, converted):
-  g, _ = golden
-  model, p, _ = converted
+def _replay_official_plan(g, model, p, task=None):
+  """planner.plan_with_noise fed the official planner's recorded draws (the generator's
+  planner settings). Returns (PlanResult, PlannerState)."""
   pc = config.PlannerConfig(horizon=3, iterations=3, num_samples=64, num_elites=8, num_pi_trajs=6,
                             temperature=0.5, discount=0.99)
   noise = planner.PlanNoise(pi_eps=g['noise_pi_eps'], sample=g['noise_sample'],
                             value_pi_eps=g['noise_value_pi_eps'], q_idx=g['noise_q_idx'],
                             gumbel=g['noise_gumbel'], act=g['noise_act'])
   state = planner.PlannerState(prev_mean=jnp.asarray(g['plan_prev_mean']))
-  res, new_state = planner.plan_with_noise(model, p, pc, state, jnp.asarray(g['plan_obs']), noise,
-                                           False, False)
+  return planner.plan_with_noise(model, p, pc, state, jnp.asarray(g['plan_obs']), noise, False,
+                                 False, task=task)
+
+
+def test_planner_matches_official_with_same_noise(golden, converted):
+  g, _ = golden
+  model, p, _ = converted
+  res, new_state = _replay_official_plan(g, model, p)
   np.testing.assert_allclose(new_state.prev_mean, g['plan_mean'], atol=1e-4)
   np.testing.assert_allclose(res.action, g['plan_action'], atol=1e-4)
 
@@ -203,15 +209,8 @@ def test_planner_matches_official_episodic_and_multitask(name):
   discounts = tuple(float(d) for d in np.atleast_1d(g['plan_discount'])) if name == 'mt' else ()
   cfg, p, _ = convert.convert_state_dict(sd, task_discounts=discounts)
   model = world_model.WorldModel(cfg)
-  pc = config.PlannerConfig(horizon=3, iterations=3, num_samples=64, num_elites=8, num_pi_trajs=6,
-                            temperature=0.5, discount=0.99)
-  noise = planner.PlanNoise(pi_eps=g['noise_pi_eps'], sample=g['noise_sample'],
-                            value_pi_eps=g['noise_value_pi_eps'], q_idx=g['noise_q_idx'],
-                            gumbel=g['noise_gumbel'], act=g['noise_act'])
-  state = planner.PlannerState(prev_mean=jnp.asarray(g['plan_prev_mean']))
   task = jnp.asarray(g['plan_task']) if name == 'mt' else None
-  res, new_state = planner.plan_with_noise(model, p, pc, state, jnp.asarray(g['plan_obs']), noise,
-                                           False, False, task=task)
+  res, new_state = _replay_official_plan(g, model, p, task)
   np.testing.assert_allclose(new_state.prev_mean, g['plan_mean'], atol=1e-4)
   np.testing.assert_allclose(res.action, g['plan_action'], atol=1e-4)
 

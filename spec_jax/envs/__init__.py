@@ -75,6 +75,24 @@ def check_action(action, action_dim: int, batch_shape=()) -> np.ndarray:
   return a
 
 
+def scaled_fields(model, scale: Dict[str, float]) -> Dict[str, Any]:
+  """The physics fields a ``model_scale`` changes, scaled: {'friction': f} -> geom_friction x f;
+  {'mass': m} -> body_mass and body_inertia x m. ``model`` is any object with those array fields
+  (mujoco.MjModel, mjx.Model, a Brax System); each backend writes the result back its own way."""
+  unknown = set(scale) - {'friction', 'mass'}
+  if unknown:
+    raise ValueError(f'model_scale supports friction and mass, got {sorted(unknown)}')
+  if any(not np.isfinite(v) or v <= 0 for v in scale.values()):
+    raise ValueError(f'model_scale takes positive finite friction and mass factors, got {scale}')
+  out = {}
+  if 'friction' in scale:
+    out['geom_friction'] = model.geom_friction * scale['friction']
+  if 'mass' in scale:
+    out['body_mass'] = model.body_mass * scale['mass']
+    out['body_inertia'] = model.body_inertia * scale['mass']
+  return out
+
+
 def parse_task(task: str):
   """'humanoid-walk' -> ('humanoid', 'walk'); 'cup-catch' -> ('ball_in_cup', 'catch')."""
   if not isinstance(task, str) or '-' not in task:

@@ -43,17 +43,7 @@ class BraxEnv:
                              episode_length, action_repeat)
 
   def _apply_model_scale(self, scale: Dict[str, float]) -> None:
-    unknown = set(scale) - {'friction', 'mass'}
-    if unknown:
-      raise ValueError(f'model_scale supports friction and mass, got {sorted(unknown)}')
-    sys = self._env.sys
-    updates = {}
-    if 'friction' in scale:
-      updates['geom_friction'] = sys.geom_friction * scale['friction']
-    if 'mass' in scale:
-      updates['body_mass'] = sys.body_mass * scale['mass']
-      updates['body_inertia'] = sys.body_inertia * scale['mass']
-    self._env.sys = sys.tree_replace(updates)
+    self._env.sys = self._env.sys.tree_replace(envs.scaled_fields(self._env.sys, scale))
 
   @property
   def brax_env(self):

@@ -40,15 +40,9 @@ class DMCEnv:
       self._apply_model_scale(dict(model_scale))
 
   def _apply_model_scale(self, scale: Dict[str, float]) -> None:
-    unknown = set(scale) - {'friction', 'mass'}
-    if unknown or any(not np.isfinite(v) or v <= 0 for v in scale.values()):
-      raise ValueError(f'model_scale takes positive finite friction and mass factors, got {scale}')
     model = self._env.physics.model
-    if 'friction' in scale:
-      model.geom_friction[:] *= scale['friction']
-    if 'mass' in scale:
-      model.body_mass[:] *= scale['mass']
-      model.body_inertia[:] *= scale['mass']
+    for name, value in envs.scaled_fields(model, scale).items():
+      getattr(model, name)[:] = value   # in place: the compiled model survives resets
 
   @property
   def physics(self):

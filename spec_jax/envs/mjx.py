@@ -48,17 +48,9 @@ class MJXEnv:
                              action_repeat)
 
   def _apply_model_scale(self, scale: Dict[str, float]) -> None:
-    unknown = set(scale) - {'friction', 'mass'}
-    if unknown:
-      raise ValueError(f'model_scale supports friction and mass, got {sorted(unknown)}')
     model = self._env.mjx_model
-    updates = {}
-    if 'friction' in scale:
-      updates['geom_friction'] = model.geom_friction * scale['friction']
-    if 'mass' in scale:
-      updates['body_mass'] = model.body_mass * scale['mass']
-      updates['body_inertia'] = model.body_inertia * scale['mass']
-    self._env._mjx_model = model.tree_replace(updates)  # pylint: disable=protected-access
+    # pylint: disable-next=protected-access
+    self._env._mjx_model = model.tree_replace(envs.scaled_fields(model, scale))
 
   @property
   def playground_env(self):
