@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from spec_jax import agent
 from spec_jax import builders
 from spec_jax import checkpoint
 from spec_jax import planner
@@ -71,8 +72,11 @@ def test_interrupted_run_resumes_with_nothing_lost(full_run, tmp_path, monkeypat
   first = trainer.train(cfg, workdir)
   assert first['interrupted'] and first['agent_step'] == 150
   monkeypatch.setattr(trainer._HostLoop, 'chunk', original)
+  compiled = (agent.update_epoch._cache_size(), planner.plan._cache_size())
   second = trainer.train(cfg, workdir)
   assert second['resumed'] and second['agent_step'] == 300
+  # Restored state is uncommitted like fresh state: resuming reuses every compiled phase.
+  assert (agent.update_epoch._cache_size(), planner.plan._cache_size()) == compiled
   # Same rows and the same final parameters as the uninterrupted run.
   assert [r['env_step'] for r in _rows(workdir)] == [r['env_step'] for r in _rows(full_dir)]
   np.testing.assert_allclose(float(_rows(workdir)[-1]['total_loss']),
