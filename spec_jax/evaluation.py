@@ -1,10 +1,11 @@
 """Evaluation of speculation modes on a host environment (dm_control): returns, planner calls,
 corrections, fallbacks, non-finite steps and per-step decision latency (compile excluded), as
 CSV, markdown and a plot (``spec_jax.reporting``)."""
+import dataclasses
 import os
 import statistics
 import time
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +23,7 @@ COLUMNS = ('mode', 'gate', 'ahead', 'online', 'tau', 'tau_q', 'exec_len', 'horiz
            'nonfinite',
            'step_ms_mean', 'step_ms_median', 'step_ms_p99', 'step_ms_max', 'replan_ms_median',
            'correct_ms_median', 'correct_to_replan_ratio', 'p99_to_plan', 'period_ms',
-           'online_labels', 'online_updates')
+           'online_labels', 'online_updates', 'fallback_planner')
 SHORT_COLUMNS = ('mode', 'gate', 'ahead', 'online', 'tau', 'tau_q', 'exec_len', 'return_mean',
                  'return_std', 'return_median', 'return_q25', 'return_q75', 'failed', 'ratio',
                  'ratio_lo', 'ratio_hi', 'planner_calls', 'fallbacks', 'step_ms_median',
@@ -155,6 +156,7 @@ def evaluate_mode(ex: sp.Executor, params: sp.ExecParams, env, tau: float, episo
   mean = lambda k: float(np.mean([e[k] for e in eps]))
   lat = _latency_stats(eps)
   return dict(mode=ex.spec.mode, gate=ex.spec.gate, ahead=int(runtime.plan_ahead),
+              fallback_planner=fallback_label(ex),
               online=int(runtime.online is not None),
               online_labels=int(ostate.count) if ostate is not None else 0,
               online_updates=int(ostate.updates) if ostate is not None else 0,
@@ -171,10 +173,21 @@ def evaluate_mode(ex: sp.Executor, params: sp.ExecParams, env, tau: float, episo
               period_ms=runtime.period_ms, **lat)
 
 
+def fallback_label(ex: sp.Executor) -> str:
+  """The fallback planner's settings that differ from the planner's ('' when none), e.g.
+  'iterations=1,num_samples=128'."""
+  if ex.fallback_planner is None:
+    return ''
+  a, b = dataclasses.asdict(ex.planner), dataclasses.asdict(ex.fallback_planner)
+  return ','.join(f'{k}={b[k]}' for k in b if b[k] != a[k]) or 'same'
+
+
 def label(ex: sp.Executor, runtime: Runtime = Runtime()) -> str:
-  """'mlp H=3', 'mlp+learned H=3', 'mlp+ahead H=3'."""
+  """'mlp H=3', 'mlp+learned H=3', 'mlp+ahead H=3', 'mlp+ahead+fallback(iterations=1) H=3'."""
   name = ex.spec.mode + ('+learned' if ex.spec.gate == 'learned' else '')
-  name += ('+ahead' if runtime.plan_ahead else '') + ('+online' if runtime.online else '')
+  name += ('+ahead' if runtime.plan_ahead else '')
+  name += f'+fallback({fallback_label(ex)})' if ex.fallback_planner is not None else ''
+  name += '+online' if runtime.online else ''
   return f'{name} H={ex.spec.effective_exec_len}'
 
 
@@ -205,11 +218,13 @@ class Point(NamedTuple):
   gate: str = 'norm'
   plan_ahead: bool = False
   online: bool = False
+  fallback: Tuple[Tuple[str, Any], ...] = ()  # planner overrides of the fallback planner
 
 
 def grid(blocks: Sequence[Dict[str, Any]], quantiles: Optional[Sequence[float]],
          baseline: bool = True) -> List[Point]:
-  """Expands blocks ``{modes, exec_lens, taus, tau_quantiles, gate, plan_ahead}`` into points
+  """Expands blocks ``{modes, exec_lens, taus, tau_quantiles, gate, plan_ahead, online,
+  fallback_planner}`` (the last: planner overrides of ``Executor.fallback_planner``) into points
   (baseline first, once, duplicates removed). For gate='norm' quantile taus are resolved on
   the export's stored mismatch distribution ``quantiles`` (``reporting.resolve_taus``) and
   tau = inf means never verify; for gate='learned' taus are rejection probabilities.
@@ -219,6 +234,7 @@ def grid(blocks: Sequence[Dict[str, Any]], quantiles: Optional[Sequence[float]],
   for b in blocks:
     gate, ahead, onl = (b.get('gate', 'norm'), bool(b.get('plan_ahead', False)),
                         bool(b.get('online', False)))
+    fallback = tuple(sorted(dict(b.get('fallback_planner', {}) or {}).items()))
     if gate == 'norm':
       taus = reporting.resolve_taus(tuple(b.get('taus', ())), tuple(b.get('tau_quantiles', ())),
                                     quantiles)
@@ -229,7 +245,7 @@ def grid(blocks: Sequence[Dict[str, Any]], quantiles: Optional[Sequence[float]],
         continue
       for h in b['exec_lens']:
         for tau, tau_q in taus:
-          p = Point(mode, int(h), tau, tau_q, gate, ahead, onl)
+          p = Point(mode, int(h), tau, tau_q, gate, ahead, onl, fallback)
           if p not in points:
             points.append(p)
   return points
@@ -255,7 +271,8 @@ def executor_for(point: Point, model, base_planner, spec_planner, correctors: Di
                      'raise the speculative planner horizon')
   scfg = sp.SpecConfig(mode=point.mode, exec_len=point.exec_len, gate=point.gate,
                        history=cor.cfg.history if cor else 4)
-  return sp.Executor(model, pcfg, scfg, cor, head), cparams, hparams
+  fallback = dataclasses.replace(pcfg, **dict(point.fallback)) if point.fallback else None
+  return sp.Executor(model, pcfg, scfg, cor, head, fallback), cparams, hparams
 
 
 def evaluate_grid(model, params, base_planner, spec_planner, correctors: Dict[str, Any], env,
@@ -284,7 +301,6 @@ def run(cfg, export_dir: str, workdir: str):
   ``cfg.episodes`` episodes from seed ``cfg.seed`` with the baseline planner as exported and
   the speculative planner with ``cfg.spec_planner`` overrides (default: as exported), writes
   the outputs. ``cfg.period_ms`` (optional) paces decisions in real time. Returns (rows, paths)."""
-  import dataclasses
   from absl import logging
   from spec_jax import checkpoint
   from spec_jax import envs

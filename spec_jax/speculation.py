@@ -83,15 +83,23 @@ class Executor:
 
   model: the world model; planner: its MPPI settings (horizon >= spec.exec_len); spec: the
   speculation settings; corrector: needed by corrector modes; acceptance: needed by
-  gate='learned'. Sweepable values (tau) and parameters are NOT here (see ExecParams).
+  gate='learned'; fallback_planner: optional cheaper MPPI settings (same horizon) for the
+  replans the gate forces (anytime fallback: warm-started from the freshest plan, the ready
+  plan's when one was offered); None: every replan uses ``planner``. Sweepable values (tau)
+  and parameters are NOT here (see ExecParams).
   """
   model: wm_lib.WorldModel
   planner: config_lib.PlannerConfig
   spec: SpecConfig
   corrector: Optional[corr_lib.Corrector] = None
   acceptance: Optional[acc_lib.AcceptanceHead] = None
+  fallback_planner: Optional[config_lib.PlannerConfig] = None
 
   def __post_init__(self):
+    if (self.fallback_planner is not None and
+        self.fallback_planner.horizon != self.planner.horizon):
+      raise ValueError(f'fallback_planner horizon ({self.fallback_planner.horizon}) must equal '
+                       f'the planner horizon ({self.planner.horizon})')
     if corr_lib.needs_corrector(self.spec.mode) and self.corrector is None:
       raise ValueError(f'mode {self.spec.mode!r} needs a corrector')
     if self.spec.gate == 'learned' and self.acceptance is None:
@@ -229,11 +237,21 @@ def _verify(ex: Executor, params: ExecParams, state, obs, tau, t0, ready, task=N
                   prev_mean=pick(ready.prev_mean, state.planner.prev_mean), score=score)
 
 
-def _replan_branch(ex: Executor, params: ExecParams, state, obs, key, t0, task=None):
+def _replan_branch(ex: Executor, params: ExecParams, state, v: _Verdict, obs, key, t0,
+                   task=None):
+  def plan(pcfg, pstate, shift):
+    res, pstate = planner_lib.plan(ex.model, params.model, pcfg, pstate, obs, key, t0,
+                                   ex.spec.eval_mode, shift=shift, task=task)
+    return res.action, res.actions, res.latents, jnp.ones((), jnp.int32), pstate
+
   # Warm start advanced by the queued actions executed since the last plan (state.index).
-  res, pstate = planner_lib.plan(ex.model, params.model, ex.planner, state.planner, obs, key, t0,
-                                 ex.spec.eval_mode, shift=state.index, task=task)
-  return res.action, res.actions, res.latents, jnp.ones((), jnp.int32), pstate
+  full = lambda: plan(ex.planner, state.planner, state.index)
+  if ex.fallback_planner is None:
+    return full()
+  # Anytime fallback: v.prev_mean / v.k are the offered ready plan's mean at index 0 (it was
+  # planned for this very step), else the current plan's mean and its executed count.
+  cheap = lambda: plan(ex.fallback_planner, planner_lib.PlannerState(prev_mean=v.prev_mean), v.k)
+  return jax.lax.cond(v.fallback, cheap, full)
 
 
 def _correct_branch(ex: Executor, params: ExecParams, v: _Verdict):
@@ -292,7 +310,8 @@ def step(ex: Executor, params: ExecParams, state: SpecState, obs: jax.Array, key
   if getattr(ex.model.cfg, 'multitask', False) != (task is not None):
     raise ValueError('step: a multitask model needs task=<id>; a single-task model takes none')
   v = _verify(ex, params, state, obs, jnp.asarray(tau, jnp.float32), t0, ready, task)
-  out = jax.lax.cond(v.replan, lambda: _replan_branch(ex, params, state, obs, key, t0, task),
+  out = jax.lax.cond(v.replan,
+                     lambda: _replan_branch(ex, params, state, v, obs, key, t0, task),
                      lambda: _correct_branch(ex, params, v))
   return _finish(state, v, out)
 
@@ -322,8 +341,8 @@ def step_batch_shared(ex: Executor, params: ExecParams, state: SpecState, obs: j
   B, t0, v, corrected = _verify_and_correct_batch(ex, params, state, obs, tau, t0)
 
   def with_plan():
-    planned = jax.vmap(lambda s, o, k, t: _replan_branch(ex, params, s, o, k, t))(
-        state, obs, keys, t0)
+    planned = jax.vmap(lambda s, vv, o, k, t: _replan_branch(ex, params, s, vv, o, k, t))(
+        state, v, obs, keys, t0)
     pick = lambda p, c: jnp.where(v.replan.reshape((B,) + (1,) * (p.ndim - 1)), p, c)
     return jax.tree_util.tree_map(pick, planned, corrected)
 
@@ -353,14 +372,15 @@ def capacities(batch: int) -> Tuple[int, ...]:
   return tuple(caps) + (batch,)
 
 
-def _plan_compact(ex: Executor, params: ExecParams, state, obs, keys, t0, replan, cap):
+def _plan_compact(ex: Executor, params: ExecParams, state, v, obs, keys, t0, replan, cap):
   """Plans the first ``cap`` replanning environments only (gather -> plan_batch-sized vmap ->
   scatter). Returns per-env replan outputs [B, ...] (garbage where ~replan)."""
   B = obs.shape[0]
   idx = jnp.nonzero(replan, size=cap, fill_value=0)[0]                     # [cap]
   take = lambda x: x[idx]
-  sub = jax.vmap(lambda s, o, k, t: _replan_branch(ex, params, s, o, k, t))(
-      jax.tree_util.tree_map(take, state), obs[idx], keys[idx], t0[idx])
+  sub = jax.vmap(lambda s, vv, o, k, t: _replan_branch(ex, params, s, vv, o, k, t))(
+      jax.tree_util.tree_map(take, state), jax.tree_util.tree_map(take, v), obs[idx], keys[idx],
+      t0[idx])
   valid = jnp.arange(cap) < jnp.sum(replan)
   scatter_idx = jnp.where(valid, idx, B)   # out-of-range rows are dropped by the scatter
   def put(x):
@@ -388,7 +408,7 @@ def step_batch_compact(ex: Executor, params: ExecParams, state: SpecState, obs: 
   branch = jnp.where(n == 0, 0, 1 + capacity_index(n, caps))
   def planned(cap):
     def fn():
-      p = _plan_compact(ex, params, state, obs, keys, t0, v.replan, cap)
+      p = _plan_compact(ex, params, state, v, obs, keys, t0, v.replan, cap)
       pick = lambda a, b: jnp.where(v.replan.reshape((B,) + (1,) * (a.ndim - 1)), a, b)
       return jax.tree_util.tree_map(pick, p, corrected)
     return fn

@@ -160,3 +160,65 @@ def test_multitask_executor_takes_a_task_id():
   assert np.all(np.asarray(ready.actions)[:, 1] == 0.0)
   with pytest.raises(ValueError, match='task'):
     sp.step(ex, xp, sp.init_state(ex), obs, key, 1e9, True)
+
+
+# ---- anytime fallback: the replans the gate forces use a cheaper planner -------------------
+CHEAP = config.PlannerConfig(horizon=3, iterations=1, num_samples=16, num_elites=2,
+                             num_pi_trajs=2)
+EX_FB = sp.Executor(toy.ToyModel(), PC, CFG, fallback_planner=CHEAP)
+
+
+def _direct_plan(pcfg, mean, obs, key, shift, t0=False):
+  res, pst = planner.plan(EX.model, XP.model, pcfg, planner.PlannerState(prev_mean=mean),
+                          jnp.asarray(obs, jnp.float32), jax.random.PRNGKey(key), t0, True,
+                          shift=shift)
+  return res, pst
+
+
+def test_rejected_ready_plan_falls_back_to_the_cheap_planner_from_the_ready_mean():
+  obs0 = np.array([0.1, 0.2, -0.3], np.float32)
+  state, z_end = _to_queue_end(obs0)
+  ready, _, _, mean = _hand_ready(z_end)
+  obs = z_end + np.array([0.0, 0.42, 0.56], np.float32)   # d = 0.7 > tau = 0.5
+  a, s2, info = sp.step(EX_FB, XP, state, jnp.asarray(obs), jax.random.PRNGKey(2), 0.5, False,
+                        ready)
+  assert bool(info.replanned) and bool(info.fallback) and int(s2.planner_calls) == 2
+  # The ready plan was made for this step: its mean is the warm start, not shifted.
+  ref, pst = _direct_plan(CHEAP, jnp.asarray(mean), obs, 2, 0)
+  np.testing.assert_allclose(a, ref.action, atol=1e-6)
+  np.testing.assert_allclose(s2.action_queue, ref.actions, atol=1e-6)
+  np.testing.assert_allclose(s2.planner.prev_mean, pst.prev_mean, atol=1e-6)
+  full, _ = _direct_plan(PC, state.planner.prev_mean, obs, 2, 2)
+  assert not np.allclose(a, full.action, atol=1e-3)
+
+
+def test_mid_queue_fallback_is_cheap_and_other_replans_are_full():
+  obs0 = np.array([0.1, 0.2, -0.3], np.float32)
+  state = sp.init_state(EX_FB)
+  a0, state, info0 = sp.step(EX_FB, XP, state, jnp.asarray(obs0), jax.random.PRNGKey(0), 1e9,
+                             True)
+  full0, _ = _direct_plan(PC, sp.init_state(EX).planner.prev_mean, obs0, 0, 0, t0=True)
+  np.testing.assert_allclose(a0, full0.action, atol=1e-6)           # t0: the full planner
+  obs1 = obs0 + 0.5 * np.asarray(state.action_queue[0]) + np.array([0.0, 0.6, 0.8], np.float32)
+  a1, s1, info1 = sp.step(EX_FB, XP, state, jnp.asarray(obs1), jax.random.PRNGKey(1), 0.5, False)
+  assert bool(info1.fallback) and int(info1.k) == 1
+  ref, _ = _direct_plan(CHEAP, state.planner.prev_mean, obs1, 1, 1)  # current mean, shifted 1
+  np.testing.assert_allclose(a1, ref.action, atol=1e-6)
+  # Queue exhausted with no ready plan: not a fallback, the full planner.
+  _, s2, _ = sp.step(EX_FB, XP, state, jnp.asarray(obs1), jax.random.PRNGKey(1), 1e9, False)
+  a3, _, info3 = sp.step(EX_FB, XP, s2, jnp.asarray(obs0), jax.random.PRNGKey(3), 1e9, False)
+  assert bool(info3.replanned) and not bool(info3.fallback)
+  ref3, _ = _direct_plan(PC, s2.planner.prev_mean, obs0, 3, 2)
+  np.testing.assert_allclose(a3, ref3.action, atol=1e-6)
+
+
+def test_fallback_planner_config_checked_and_reported():
+  with pytest.raises(ValueError, match='fallback_planner horizon'):
+    sp.Executor(toy.ToyModel(), PC, CFG, fallback_planner=config.PlannerConfig(horizon=2))
+  pts = evaluation.grid([dict(modes=('spec',), exec_lens=(2,), taus=(0.5,), plan_ahead=True,
+                              fallback_planner=dict(iterations=1, num_samples=16))], None)
+  ex, _, _ = evaluation.executor_for(pts[1], toy.ToyModel(), PC, PC, {})
+  assert (ex.fallback_planner.iterations, ex.fallback_planner.num_samples) == (1, 16)
+  assert ex.fallback_planner.num_elites == PC.num_elites and ex.planner == PC
+  assert evaluation.label(ex, evaluation.Runtime(plan_ahead=True)) == (
+      'spec+ahead+fallback(iterations=1,num_samples=16) H=2')
