@@ -5,7 +5,9 @@
       --task humanoid-walk
 The layout (first-release / tensordict-2024 / tensordict, multitask, termination head) is
 detected and printed with the model size and task count; unknown or missing keys are listed and
-unsupported layouts refused by name. First-release multitask files need --action_dims.
+unsupported layouts refused by name. Multitask files with 30 or 80 tasks take the official
+mt30 / mt80 task order, action dimensions and episode lengths (spec_jax/tasksets.py) unless
+--task_set none; other first-release multitask files need --action_dims.
 """
 from absl import app
 from absl import flags
@@ -23,6 +25,8 @@ _ACTION_DIMS = flags.DEFINE_list('action_dims', None, 'Multitask: action dim of 
                                  'training order (needed when the file has no _action_masks).')
 _TASK_EPISODE_LENGTHS = flags.DEFINE_list('task_episode_lengths', None,
                                           'Multitask: episode length of each task (discounts).')
+_TASK_SET = flags.DEFINE_string('task_set', 'auto', "Multitask: 'auto' (mt30/mt80 by task count), "
+                                "'none', or a task set name.")
 _EPISODIC = flags.DEFINE_enum('episodic', 'auto', ['auto', 'true', 'false'],
                               'Use the termination head (auto: when the file has one).')
 
@@ -32,9 +36,13 @@ def main(argv):
   sd = convert.load_torch_state_dict(_CKPT.value)
   layout = convert.detect_layout(sd)
   print(f'detected layout: {layout.describe()}')
-  lengths = [int(x) for x in _TASK_EPISODE_LENGTHS.value or []]
+  tset = convert.task_set_defaults(layout.num_tasks, _TASK_SET.value, _TASK.value)
+  if tset:
+    print(f"task set {tset['task_set']}: task {_TASK.value!r} has id {tset['task_id']}")
+  lengths = [int(x) for x in _TASK_EPISODE_LENGTHS.value or tset.get('episode_lengths', [])]
+  dims = [int(x) for x in _ACTION_DIMS.value] if _ACTION_DIMS.value else tset.get('action_dims')
   cfg, params, _ = convert.convert_state_dict(
-      sd, action_dims=[int(x) for x in _ACTION_DIMS.value] if _ACTION_DIMS.value else None,
+      sd, action_dims=dims,
       task_discounts=[config.discount_for_episode(n) for n in lengths],
       episodic=None if _EPISODIC.value == 'auto' else _EPISODIC.value == 'true')
   pcfg = config.planner_config(cfg.action_dim, _EPISODE_LENGTH.value)
@@ -43,7 +51,8 @@ def main(argv):
       extra=dict(task=_TASK.value, episode_length=_EPISODE_LENGTH.value,
                  action_repeat=_ACTION_REPEAT.value, backend='dmc',
                  source=f'official TD-MPC2 checkpoint {_CKPT.value}',
-                 model_size=convert.model_size_name(cfg)))
+                 model_size=convert.model_size_name(cfg),
+                 **{k: tset[k] for k in ('task_set', 'task_id') if k in tset}))
   tasks = f', {cfg.num_tasks} tasks' if cfg.multitask else ''
   print(f'model size {convert.model_size_name(cfg)}{tasks}, episodic={cfg.episodic} ({cfg}); '
         f'exported to {out}')

@@ -28,6 +28,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from spec_jax import config as config_lib
+from spec_jax import tasksets
 
 _LAYER_FIELDS = ('weight', 'bias', 'ln.weight', 'ln.bias')
 _IGNORED = re.compile(r'^(_detach_Qs_params\..*|_(detach|target)_Qs\.params\..*|.*__batch_size|'
@@ -282,3 +283,28 @@ def convert_state_dict(state_dict: Mapping[str, Any], simnorm_dim: int = 8,
     raise ConversionError(f'unknown keys in the state dict ({layout.name} layout): {unknown}')
   _check_copies(sd)
   return cfg, params, target
+
+
+def task_set_defaults(num_tasks: int, task_set: str = 'auto', task: str = '') -> Dict[str, Any]:
+  """Per-task settings of an official multitask checkpoint from its task set.
+
+  Args:
+    num_tasks: tasks in the checkpoint (``Layout.num_tasks``; 0 for single-task).
+    task_set: 'auto' (the official set with that many tasks, if any), 'none', or a name in
+      ``tasksets.TASK_SETS``.
+    task: optional task to evaluate; its id in the set is returned.
+  Returns:
+    {} when no set applies, else dict(task_set, action_dims [T], episode_lengths [T],
+    task_id (or None)). ConversionError when a named set has a different task count.
+  """
+  if num_tasks == 0 or task_set == 'none':
+    return {}
+  name = tasksets.for_num_tasks(num_tasks) if task_set == 'auto' else task_set
+  if name is None:
+    return {}
+  names = tasksets.tasks(name)
+  if len(names) != num_tasks:
+    raise ConversionError(f'task set {name} has {len(names)} tasks, the checkpoint {num_tasks}')
+  return dict(task_set=name, action_dims=tasksets.action_dims(name),
+              episode_lengths=tasksets.episode_lengths(name),
+              task_id=tasksets.task_id(name, task) if task in names else None)

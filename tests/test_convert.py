@@ -240,3 +240,31 @@ def test_damaged_files_list_keys():
   _, sde = _load_layout('episodic')
   with pytest.raises(convert.ConversionError, match='_termination.1.ln.weight'):
     convert.convert_state_dict({k: v for k, v in sde.items() if k != '_termination.1.ln.weight'})
+
+
+def test_official_task_sets_by_hand():
+  from spec_jax import tasksets
+  mt30, mt80 = tasksets.tasks('mt30'), tasksets.tasks('mt80')
+  assert len(mt30) == len(set(mt30)) == 30 and len(mt80) == len(set(mt80)) == 80
+  assert mt80[:30] == mt30 and mt80[30] == 'mw-assembly'
+  assert (tasksets.task_id('mt30', 'walker-walk'), tasksets.task_id('mt80', 'hopper-hop')) == (1, 18)
+  assert [tasksets.action_dim(t) for t in ('walker-run', 'reacher-three-hard', 'reacher-easy',
+                                           'fish-swim', 'hopper-hop', 'mw-reach')] == [6, 3, 2, 5, 4, 4]
+  assert tasksets.action_dims('mt30')[:4] == (6, 6, 6, 6) and sum(tasksets.action_dims('mt80')) == (
+      sum(tasksets.action_dims('mt30')) + 4 * 50)
+  assert tasksets.episode_lengths('mt80')[29:31] == (500, 100)
+  assert tasksets.in_dm_control('cup-catch') and not tasksets.in_dm_control('cup-spin')
+  with pytest.raises(ValueError, match='not in mt30'):
+    tasksets.task_id('mt30', 'mw-reach')
+  with pytest.raises(ValueError, match='unknown task set'):
+    tasksets.tasks('mt31')
+
+
+def test_task_set_defaults_for_multitask_checkpoints():
+  d = convert.task_set_defaults(80, 'auto', 'mw-push')
+  assert d['task_set'] == 'mt80' and d['task_id'] == 63 and len(d['action_dims']) == 80
+  assert convert.task_set_defaults(30, 'auto', 'humanoid-walk')['task_id'] is None
+  assert convert.task_set_defaults(3) == {} and convert.task_set_defaults(0) == {}
+  assert convert.task_set_defaults(30, 'none') == {}
+  with pytest.raises(convert.ConversionError, match='mt80 has 80 tasks'):
+    convert.task_set_defaults(30, 'mt80')
