@@ -68,6 +68,14 @@ class Checkpointer:
       raise CheckpointError(f'no checkpoint found in {self.directory}')
     meta = self._mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))['meta']
     saved = set(meta.get('items', []))
+    for k in sorted(saved & set(templates)):
+      # Checked before any read: a restore that fails half-way leaves reads in flight.
+      problems = _tree_differences(
+          templates[k], dict(_stored_metadata(os.path.join(self.directory, str(step), k))))
+      if problems:
+        raise CheckpointError(f'checkpoint at step {step} in {self.directory} does not match the '
+                              f"current configuration ({k!r}): {'; '.join(problems[:6])}"
+                              + (f' and {len(problems) - 6} more' if len(problems) > 6 else ''))
     args = {k: ocp.args.StandardRestore(jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, v))
             for k, v in templates.items() if k in saved}
     try:
@@ -87,6 +95,24 @@ class Checkpointer:
 
   def close(self) -> None:
     self._mngr.close()
+
+
+def _path_shapes(tree) -> Dict[str, Tuple[int, ...]]:
+  """'params/encoder/dense_0/kernel' -> shape, for any pytree (attribute, key or index path)."""
+  name = lambda e: str(next(getattr(e, a) for a in ('name', 'key', 'idx') if hasattr(e, a)))
+  return {'/'.join(name(e) for e in path): tuple(x.shape if hasattr(x, 'shape') else np.shape(x))
+          for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def _tree_differences(template, stored) -> list:
+  """Human-readable differences between a template pytree and a saved metadata tree."""
+  want, have = _path_shapes(template), _path_shapes(stored)
+  depth_first = lambda keys: sorted(keys, key=lambda k: (k.count('/'), k))  # params before opt
+  out = [f'{k}: saved {have[k]}, expected {want[k]}' for k in depth_first(want)
+         if k in have and have[k] != want[k]]
+  out += [f'{k}: missing from the checkpoint' for k in depth_first(set(want) - set(have))]
+  out += [f'{k}: in the checkpoint, not expected' for k in depth_first(set(have) - set(want))]
+  return out
 
 
 def _cast_float(x, dtype):
