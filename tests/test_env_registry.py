@@ -15,6 +15,7 @@ from spec_jax import checkpoint
 from spec_jax import config
 from spec_jax import distill
 from spec_jax import envs
+from spec_jax import speculation as sp
 from spec_jax import evaluation
 from spec_jax import sweep
 from spec_jax import trainer
@@ -213,3 +214,37 @@ def test_brax_backend_through_the_registry():
   np.testing.assert_allclose(heavy.brax_env.sys.body_mass, 2.0 * env.brax_env.sys.body_mass)
   with pytest.raises(ValueError, match='Unknown Brax task'):
     envs.make('brax', 'cartpole-swingup')
+
+
+def test_traced_backend_runs_in_the_host_loop(fakes):
+  from spec_jax.envs import host_adapter
+  env = envs.make('fake-traced', 'fake', need=envs.HOST, episode_length=3)
+  assert isinstance(env, host_adapter.HostAdapter) and env.spec.episode_length == 3
+  ref = toy.FakeJaxEnv(episode_length=3)
+  obs = env.reset(seed=7)
+  state = ref.reset_one(jax.random.PRNGKey(7))
+  np.testing.assert_array_equal(obs, state.obs)
+  dones = []
+  for a in (0.5, -1.0, 0.25):
+    obs, r, done, info = env.step(np.array([a], np.float32))
+    state, r_ref = ref.step_one(state, jnp.array([a]))
+    np.testing.assert_allclose(obs, state.obs, rtol=1e-6)
+    np.testing.assert_allclose(r, r_ref, rtol=1e-6)
+    dones.append(done)
+  assert dones == [False, False, True]                       # episode_length agent steps
+  np.testing.assert_array_equal(env.reset(seed=7), ref.reset_one(jax.random.PRNGKey(7)).obs)
+  with pytest.raises(ValueError, match='shape'):
+    env.step(np.zeros(2))
+  # Exploded physics ends the episode and is flagged.
+  boom = host_adapter.HostAdapter(toy.FakeJaxEnv(episode_length=10, nan_at=2))
+  boom.reset(seed=0)
+  assert boom.step(np.zeros(1))[2] is False
+  _, _, done, info = boom.step(np.zeros(1))
+  assert done and info['nonfinite']
+  # A traced export is evaluated on its own backend by the host-loop jobs.
+  wm, params = toy.small_agent()
+  ex = sp.Executor(wm, config.PlannerConfig(horizon=3, iterations=1, num_samples=16,
+                                            num_elites=2, num_pi_trajs=2),
+                   sp.SpecConfig(mode='spec', exec_len=2))
+  out = evaluation.run_episode(ex, sp.ExecParams(params), env, jax.random.PRNGKey(0), 3, 1e9)
+  assert len(out['step_ms']) == 3 and out['planner_calls'] == 2

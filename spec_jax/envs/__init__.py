@@ -154,7 +154,8 @@ def make(name: str, task: str, need: Optional[str] = None, seed: int = 0,
   Args:
     name: a registered backend ('dmc', 'mjx', 'brax', ...).
     task: 'domain-task' (e.g. 'cartpole-swingup'); the backend maps it to its own naming.
-    need: HOST or TRACED to require that capability, or None.
+    need: HOST or TRACED to require that capability, or None. HOST on a traced-only backend
+      returns it wrapped in ``host_adapter.HostAdapter`` (evaluation on its own simulator).
     seed: host backends' initial-state randomness (traced backends take keys instead).
     action_repeat: simulator steps per agent step.
     episode_length: agent steps per episode.
@@ -163,9 +164,15 @@ def make(name: str, task: str, need: Optional[str] = None, seed: int = 0,
   Returns:
     The environment (``spec``: EnvSpec; the methods of its capabilities).
   """
-  entry = backend(name, need)
-  return entry.factory(task, seed=seed, action_repeat=action_repeat,
-                       episode_length=episode_length, model_scale=model_scale or None, impl=impl)
+  host_over_traced = need == HOST and TRACED in backend(name).capabilities and (
+      HOST not in backend(name).capabilities)
+  entry = backend(name, None if host_over_traced else need)
+  env = entry.factory(task, seed=seed, action_repeat=action_repeat,
+                      episode_length=episode_length, model_scale=model_scale or None, impl=impl)
+  if host_over_traced:   # a traced-only backend driven from the host (envs.host_adapter)
+    from spec_jax.envs import host_adapter  # pylint: disable=g-import-not-at-top
+    return host_adapter.HostAdapter(env)
+  return env
 
 
 def export_backend(extra: Dict[str, Any], override: str = '') -> str:
