@@ -114,6 +114,15 @@ def randomised_scales(ranges: Dict[str, Any], seed: int, episode: int) -> Dict[s
   return out
 
 
+def episode_envs(make: Callable[..., Any], ranges: Dict[str, Any], seed: int):
+  """ep -> a host env with that episode's physics scales (``randomised_scales``) AND its own
+  initial-state seed (seed + 1 + ep), or None when ``ranges`` is empty (one env for all).
+  ``make(model_scale=, seed=)`` builds an env."""
+  if not ranges:
+    return None
+  return lambda ep: make(model_scale=randomised_scales(ranges, seed, ep), seed=seed + 1 + ep)
+
+
 def split(data: Dataset, holdout: float, key: jax.Array) -> Tuple[Dataset, Dataset]:
   """(train, held-out) split BY EPISODE: round(holdout * episodes) whole teacher episodes (at
   least one) are held out, so neighbouring steps of one episode never fall on both sides."""
@@ -255,7 +264,7 @@ def _dagger(cfg, model, params, pcfg, env, env_for, data, trained, report, key, 
       new, st = collect(model, params, pcfg, env, episodes, jax.random.fold_in(key, 100 + r),
                         cfg.history, cfg.teacher_prob, log_fn=log_fn, corrector=trained[kind],
                         env_for_episode=env_for,
-                        first_episode=cfg.episodes + r * episodes)
+                        first_episode=int(np.max(np.asarray(kind_data.episode))) + 1)
       kind_data = merge(kind_data, new)
       cor = trained[kind][0]
       cparams, metrics = train(cor, kind_data, jax.random.fold_in(key, 1), cfg.steps,
@@ -288,13 +297,12 @@ def run(cfg, export_dir: str, workdir: str) -> Dict[str, Any]:
   pcfg = dataclasses.replace(pcfg, **dict(cfg.get('planner', {}) or {}))
   extra = dict(meta['extra'])
   make = functools.partial(envs.make, envs.export_backend(extra, cfg.get('backend', '')),
-                           extra['task'], need=envs.HOST, seed=cfg.seed,
+                           extra['task'], need=envs.HOST,
                            action_repeat=extra['action_repeat'],
                            episode_length=extra['episode_length'])
-  env = make()
-  ranges = dict(cfg.get('randomize', {}) or {})   # e.g. {'mass': (0.7, 1.3)}: robust data
-  env_for = ((lambda ep: make(model_scale=randomised_scales(ranges, cfg.seed, ep)))
-             if ranges else None)
+  env = make(seed=cfg.seed)
+  # e.g. {'mass': (0.7, 1.3)}: robust data, each episode with its own scales and start
+  env_for = episode_envs(make, dict(cfg.get('randomize', {}) or {}), cfg.seed)
   key = jax.random.PRNGKey(cfg.seed)
   os.makedirs(workdir, exist_ok=True)
   if cfg.get('dataset', ''):   # reuse the teacher rollouts of an earlier run

@@ -65,3 +65,14 @@ def test_saved_dataset_round_trip_and_damaged_file(tmp_path):
   np.savez(str(tmp_path / 'bad.npz'), d=np.zeros(3))
   with pytest.raises(ValueError, match='missing'):
     distill.load_dataset(str(tmp_path / 'bad.npz'))
+
+
+def test_randomised_episodes_have_their_own_scales_and_initial_state_seed():
+  calls = []
+  make = lambda **kw: calls.append(kw) or len(calls)
+  env_for = distill.episode_envs(make, {'mass': (0.7, 1.3)}, 5)
+  env_for(0), env_for(1), env_for(0)
+  assert [c['seed'] for c in calls] == [6, 7, 6]
+  assert calls[0]['model_scale'] == distill.randomised_scales({'mass': (0.7, 1.3)}, 5, 0)
+  assert calls[0]['model_scale'] != calls[1]['model_scale'] and calls[0] == calls[2]
+  assert distill.episode_envs(make, {}, 5) is None
