@@ -40,15 +40,20 @@ def main(argv):
   if tset:
     print(f"task set {tset['task_set']}: task {_TASK.value!r} has id {tset['task_id']}")
   lengths = [int(x) for x in _TASK_EPISODE_LENGTHS.value or tset.get('episode_lengths', [])]
-  dims = [int(x) for x in _ACTION_DIMS.value] if _ACTION_DIMS.value else tset.get('action_dims')
+  # Stored action masks are the file's own truth; the task set fills them in where absent.
+  dims = ([int(x) for x in _ACTION_DIMS.value] if _ACTION_DIMS.value else
+          None if layout.action_masks else tset.get('action_dims'))
+  from_set = not _EPISODE_LENGTH.present and tset.get('task_id') is not None
+  episode_length = (tset['episode_lengths'][tset['task_id']] if from_set
+                    else _EPISODE_LENGTH.value)
   cfg, params, _ = convert.convert_state_dict(
       sd, action_dims=dims,
       task_discounts=[config.discount_for_episode(n) for n in lengths],
       episodic=None if _EPISODIC.value == 'auto' else _EPISODIC.value == 'true')
-  pcfg = config.planner_config(cfg.action_dim, _EPISODE_LENGTH.value)
+  pcfg = config.planner_config(cfg.action_dim, episode_length)
   out = checkpoint.export_agent(
       _OUT.value, cfg, params, pcfg,
-      extra=dict(task=_TASK.value, episode_length=_EPISODE_LENGTH.value,
+      extra=dict(task=_TASK.value, episode_length=episode_length,
                  action_repeat=_ACTION_REPEAT.value, backend='dmc',
                  source=f'official TD-MPC2 checkpoint {_CKPT.value}',
                  model_size=convert.model_size_name(cfg),

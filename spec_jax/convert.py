@@ -295,13 +295,16 @@ def task_set_defaults(num_tasks: int, task_set: str = 'auto', task: str = '') ->
     task: optional task to evaluate; its id in the set is returned.
   Returns:
     {} when no set applies, else dict(task_set, action_dims [T], episode_lengths [T],
-    task_id (or None)). ConversionError when a named set has a different task count.
+    task_id (or None)). ConversionError for an unknown set or one with another task count.
   """
   if num_tasks == 0 or task_set == 'none':
     return {}
   name = tasksets.for_num_tasks(num_tasks) if task_set == 'auto' else task_set
   if name is None:
     return {}
+  if name not in tasksets.TASK_SETS:
+    raise ConversionError(f"unknown task set {name!r}; known: {sorted(tasksets.TASK_SETS)}, "
+                          "'auto' or 'none'")
   names = tasksets.tasks(name)
   if len(names) != num_tasks:
     raise ConversionError(f'task set {name} has {len(names)} tasks, the checkpoint {num_tasks}')

@@ -361,7 +361,7 @@ def combine(paths: Sequence[str], workdir: str, reference_horizon: int, title: s
       if r['mode'] == 'baseline' and r['horizon'] != reference_horizon:
         r['mode'] = f"baseline-h{r['horizon']}"
       key = (r['mode'], r['gate'], r['ahead'], r['online'], r['exec_len'], r['tau'],
-             r['horizon'])
+             r['horizon'], r.get('fallback_planner') or '')
       if key not in seen:
         seen.add(key)
         rows.append(r)

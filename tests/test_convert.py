@@ -268,3 +268,5 @@ def test_task_set_defaults_for_multitask_checkpoints():
   assert convert.task_set_defaults(30, 'none') == {}
   with pytest.raises(convert.ConversionError, match='mt80 has 80 tasks'):
     convert.task_set_defaults(30, 'mt80')
+  with pytest.raises(convert.ConversionError, match="unknown task set 'mt31'"):
+    convert.task_set_defaults(30, 'mt31')

@@ -11,6 +11,7 @@ from spec_jax import config
 from spec_jax import correctors
 from spec_jax import distill
 from spec_jax import evaluation
+from spec_jax import reporting
 from spec_jax import planner
 from spec_jax import speculation as sp
 from spec_jax import world_model
@@ -273,3 +274,11 @@ def test_distill_and_evaluate_jobs_end_to_end(agent, tmp_path):
   np.testing.assert_allclose(merged[1]['returns'], rows[1]['returns'], atol=0.06)
   with pytest.raises(ValueError, match='no baseline with horizon 4'):
     evaluation.combine([paths['csv']], str(tmp_path / 'm2'), 4)
+  # A row that differs only in its fallback planner is a different point, not a duplicate.
+  fb = evaluation.read_rows(paths['csv'])[1]
+  fb['fallback_planner'] = 'iterations=1'
+  fb['returns_per_seed'] = ' '.join(str(x) for x in fb['returns'])
+  reporting.write_csv([fb], str(tmp_path / 'fb.csv'),
+                      evaluation.COLUMNS + ('returns_per_seed',))
+  merged, _ = evaluation.combine([paths['csv'], str(tmp_path / 'fb.csv')], str(tmp_path / 'm3'), 3)
+  assert [r.get('fallback_planner') or '' for r in merged] == ['', '', '', 'iterations=1']

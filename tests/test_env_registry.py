@@ -239,8 +239,12 @@ def test_traced_backend_runs_in_the_host_loop(fakes):
   boom = host_adapter.HostAdapter(toy.FakeJaxEnv(episode_length=10, nan_at=2))
   boom.reset(seed=0)
   assert boom.step(np.zeros(1))[2] is False
-  _, _, done, info = boom.step(np.zeros(1))
-  assert done and info['nonfinite']
+  _, r, done, info = boom.step(np.zeros(1))
+  assert done and info['nonfinite'] and r == 0.0     # the backend's NaN reward is not summed
+  # make's seed starts the adapter's seed counter (reset() without a seed).
+  starts = [envs.make('fake-traced', 'x', need=envs.HOST, seed=s).reset() for s in (5, 5, 6)]
+  np.testing.assert_array_equal(starts[0], ref.reset_one(jax.random.PRNGKey(5)).obs)
+  assert np.array_equal(starts[0], starts[1]) and not np.array_equal(starts[0], starts[2])
   # A traced export is evaluated on its own backend by the host-loop jobs.
   wm, params = toy.small_agent()
   ex = sp.Executor(wm, config.PlannerConfig(horizon=3, iterations=1, num_samples=16,

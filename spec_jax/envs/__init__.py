@@ -171,7 +171,7 @@ def make(name: str, task: str, need: Optional[str] = None, seed: int = 0,
                       episode_length=episode_length, model_scale=model_scale or None, impl=impl)
   if host_over_traced:   # a traced-only backend driven from the host (envs.host_adapter)
     from spec_jax.envs import host_adapter  # pylint: disable=g-import-not-at-top
-    return host_adapter.HostAdapter(env)
+    return host_adapter.HostAdapter(env, seed)
   return env
 
 

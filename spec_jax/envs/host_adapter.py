@@ -24,15 +24,18 @@ class HostAdapter:
   """One environment of a traced backend driven from the host.
 
   ``reset(seed)`` draws the initial state from ``PRNGKey(seed)`` (the same seed gives the same
-  episode start; None continues a per-adapter counter). The episode ends after
-  ``spec.episode_length`` agent steps or when the backend sets ``done``; a non-finite
-  observation (exploded physics) also ends it, with ``info['nonfinite'] = True``.
+  episode start; None continues a counter that starts at the adapter's ``seed``). The episode
+  ends after ``spec.episode_length`` agent steps or when the backend sets ``done``; a
+  non-finite observation or reward (exploded physics) also ends it, with reward 0 for that
+  step (as the sweeps count it) and ``info['nonfinite'] = True``.
+  Reset/step are jitted with the traced env as a static argument: build one adapter per
+  simulator configuration and reuse it (a new env instance compiles again).
   """
 
-  def __init__(self, traced_env: Any):
+  def __init__(self, traced_env: Any, seed: int = 0):
     self.traced = traced_env
     self.spec = traced_env.spec
-    self._state, self._t, self._next_seed = None, 0, 0
+    self._state, self._t, self._next_seed = None, 0, int(seed)
 
   def reset(self, seed: Optional[int] = None) -> np.ndarray:
     """Returns obs [O]."""
@@ -48,7 +51,7 @@ class HostAdapter:
     a = envs.check_action(action, self.spec.action_dim)
     self._state, reward = _step(self.traced, self._state, a.astype(np.float32))
     self._t += 1
-    obs = np.asarray(self._state.obs)
-    finite = bool(np.all(np.isfinite(obs)))
+    obs, reward = np.asarray(self._state.obs), float(reward)
+    finite = bool(np.all(np.isfinite(obs))) and np.isfinite(reward)
     done = (self._t >= self.spec.episode_length or float(self._state.done) > 0 or not finite)
-    return obs, float(reward), done, {'nonfinite': not finite}
+    return obs, reward if finite else 0.0, done, {'nonfinite': not finite}
