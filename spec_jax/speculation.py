@@ -85,7 +85,9 @@ class Executor:
   speculation settings; corrector: needed by corrector modes; acceptance: needed by
   gate='learned'; fallback_planner: optional cheaper MPPI settings (same horizon) for the
   replans the gate forces (anytime fallback: warm-started from the freshest plan, the ready
-  plan's when one was offered); None: every replan uses ``planner``. Sweepable values (tau)
+  plan's when one was offered; a latency device for the host loop: under vmap the inner cond
+  becomes a select and batched steps run both planners); None: every replan uses ``planner``.
+  Sweepable values (tau)
   and parameters are NOT here (see ExecParams).
   """
   model: wm_lib.WorldModel
