@@ -66,17 +66,22 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
   from ``online_state`` on (``online.init``) and the result has the new ``online_state``."""
   dev, ahead_dev = _devices()
   ahead_params = jax.device_put(params, ahead_dev) if runtime.plan_ahead else None
+  # Every pytree argument of the step committed to `dev` from the first step on, as in
+  # evaluate_mode's warm-up: jit keys its cache on committedness, so a mix would compile a new
+  # variant in the middle of a timed episode (seconds of "decision latency").
+  put = lambda x: jax.device_put(x, dev)
   obs, done, t, ret = env.reset(seed=seed), False, 0, 0.0
-  state, empty, pending = sp.init_state(ex), sp.no_ready(ex), None
+  state, empty, pending = put(sp.init_state(ex)), put(sp.no_ready(ex)), None
+  step_params = put(params)
   E = ex.spec.effective_exec_len
   step_ms, replanned, bad_steps, ahead_calls, offered = [], [], [], 0, 0
   while not done:
     start = time.perf_counter()
     key, step_key = jax.random.split(key)
     use_ready = pending is not None and int(state.index) >= E
-    ready = jax.device_put(pending, dev) if use_ready else empty
+    ready = put(pending) if use_ready else empty
     offered += int(use_ready)
-    action, state, info = sp.step(ex, params, state, jnp.asarray(obs), step_key, tau, t == 0,
+    action, state, info = sp.step(ex, step_params, state, jnp.asarray(obs), step_key, tau, t == 0,
                                   ready)
     action = np.asarray(action)
     step_ms.append(1e3 * (time.perf_counter() - start))
@@ -88,6 +93,7 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
       online_state = online_lib.maybe_update(runtime.online, ex.corrector, online_state,
                                              jax.random.fold_in(step_key, 2))
       params = params._replace(corrector=online_state.params)
+      step_params = put(params)
     if runtime.plan_ahead and (replanned[-1] or bool(info.adopted)):
       pending = sp.plan_ahead(ex, ahead_params, jax.device_put(state, ahead_dev),
                               jax.device_put(jax.random.fold_in(step_key, 1), ahead_dev))
@@ -131,8 +137,9 @@ def evaluate_mode(ex: sp.Executor, params: sp.ExecParams, env, tau: float, episo
   the per-episode ``returns`` list; ``reporting.add_robust_stats`` adds medians and pairing."""
   init = sp.init_state(ex)
   # Compile both cond branches (and plan-ahead) before timing anything.
-  jax.block_until_ready(sp.step(ex, params, init, jnp.zeros(ex.model.cfg.obs_dim), key, tau,
-                                True, sp.no_ready(ex))[0])
+  put = lambda x: jax.device_put(x, _devices()[0])   # committed, as in run_episode
+  jax.block_until_ready(sp.step(ex, put(params), put(init), jnp.zeros(ex.model.cfg.obs_dim), key,
+                                tau, True, put(sp.no_ready(ex)))[0])
   if runtime.plan_ahead:
     ahead_dev = _devices()[1]
     jax.block_until_ready(sp.plan_ahead(ex, jax.device_put(params, ahead_dev),

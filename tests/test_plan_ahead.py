@@ -222,3 +222,15 @@ def test_fallback_planner_config_checked_and_reported():
   assert ex.fallback_planner.num_elites == PC.num_elites and ex.planner == PC
   assert evaluation.label(ex, evaluation.Runtime(plan_ahead=True)) == (
       'spec+ahead+fallback(iterations=1,num_samples=16) H=2')
+
+
+def test_timed_episodes_compile_nothing_after_the_warm_up():
+  # A step variant compiled inside an episode shows up as seconds of "decision latency".
+  wm, params = toy.small_agent()
+  pc = config.PlannerConfig(horizon=3, iterations=1, num_samples=24, num_elites=3, num_pi_trajs=3)
+  ex = sp.Executor(wm, pc, CFG)
+  env = toy.FakeEnv(np.sin(np.arange(35.0)).reshape(7, 5), 1)
+  before = sp.step._cache_size()
+  evaluation.evaluate_mode(ex, sp.ExecParams(params), env, 1e9, 1, jax.random.PRNGKey(0),
+                           runtime=evaluation.Runtime(plan_ahead=True))
+  assert sp.step._cache_size() == before + 1     # the warm-up's variant only
