@@ -24,8 +24,8 @@ COLUMNS = ('mode', 'gate', 'ahead', 'online', 'tau', 'tau_q', 'exec_len', 'horiz
            'step_ms_mean', 'step_ms_median', 'step_ms_p99', 'step_ms_max', 'replan_ms_median',
            'correct_ms_median', 'correct_to_replan_ratio', 'p99_to_plan', 'period_ms',
            'online_labels', 'online_updates', 'fallback_planner')
-SHORT_COLUMNS = ('mode', 'gate', 'ahead', 'online', 'tau', 'tau_q', 'exec_len', 'return_mean',
-                 'return_std', 'return_median', 'return_q25', 'return_q75', 'failed', 'ratio',
+SHORT_COLUMNS = ('mode', 'gate', 'ahead', 'fallback_planner', 'online', 'tau', 'tau_q',
+                 'exec_len', 'return_mean', 'return_std', 'return_median', 'return_q25', 'return_q75', 'failed', 'ratio',
                  'ratio_lo', 'ratio_hi', 'planner_calls', 'fallbacks', 'step_ms_median',
                  'step_ms_p99')
 
