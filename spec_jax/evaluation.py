@@ -25,9 +25,9 @@ COLUMNS = ('mode', 'gate', 'ahead', 'online', 'tau', 'tau_q', 'exec_len', 'horiz
            'correct_ms_median', 'correct_to_replan_ratio', 'p99_to_plan', 'period_ms',
            'online_labels', 'online_updates', 'fallback_planner')
 SHORT_COLUMNS = ('mode', 'gate', 'ahead', 'fallback_planner', 'online', 'tau', 'tau_q',
-                 'exec_len', 'return_mean', 'return_std', 'return_median', 'return_q25', 'return_q75', 'failed', 'ratio',
-                 'ratio_lo', 'ratio_hi', 'planner_calls', 'fallbacks', 'step_ms_median',
-                 'step_ms_p99')
+                 'exec_len', 'return_mean', 'return_std', 'return_median', 'return_q25',
+                 'return_q75', 'failed', 'ratio', 'ratio_lo', 'ratio_hi', 'planner_calls',
+                 'fallbacks', 'step_ms_median', 'step_ms_p99')
 
 
 class Runtime(NamedTuple):
