@@ -70,28 +70,32 @@ class Checkpointer:
     saved = set(meta.get('items', []))
     for k in sorted(saved & set(templates)):
       # Checked before any read: a restore that fails half-way leaves reads in flight.
-      problems = _tree_differences(
-          templates[k], dict(_stored_metadata(os.path.join(self.directory, str(step), k))))
+      problems = _tree_differences(templates[k], dict(_stored_metadata(self._item_path(step, k))))
       if problems:
-        raise CheckpointError(f'checkpoint at step {step} in {self.directory} does not match the '
-                              f"current configuration ({k!r}): {'; '.join(problems[:6])}"
-                              + (f' and {len(problems) - 6} more' if len(problems) > 6 else ''))
+        raise self._mismatch(step, f" ({k!r}): {'; '.join(problems[:6])}" +
+                             (f' and {len(problems) - 6} more' if len(problems) > 6 else ''))
     args = {k: ocp.args.StandardRestore(jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, v))
             for k, v in templates.items() if k in saved}
     try:
       restored = self._mngr.restore(step, args=ocp.args.Composite(**args))
     except (ValueError, KeyError, TypeError) as e:
-      raise CheckpointError(f'checkpoint at step {step} in {self.directory} does not match the '
-                            f'current configuration: {e}') from e
+      raise self._mismatch(step, f': {e}') from e
     return {k: (_uncommitted(restored[k]) if k in saved else None) for k in templates}, meta
+
+  def _item_path(self, step: int, name: str) -> str:
+    return os.path.join(self.directory, str(step), name)
+
+  def _mismatch(self, step: int, detail: str) -> 'CheckpointError':
+    return CheckpointError(f'checkpoint at step {step} in {self.directory} does not match the '
+                           f'current configuration{detail}')
 
   def saved_shapes(self, name: str, step: Optional[int] = None):
     """Shapes of the saved pytree ``name`` at ``step`` (latest by default), or None."""
     step = self.latest_step() if step is None else step
-    path = os.path.join(self.directory, str(step), name)
-    if step is None or not os.path.isdir(path):
+    if step is None or not os.path.isdir(self._item_path(step, name)):
       return None
-    return jax.tree_util.tree_map(lambda x: tuple(x.shape), dict(_stored_metadata(path)))
+    return jax.tree_util.tree_map(lambda x: tuple(x.shape),
+                                  dict(_stored_metadata(self._item_path(step, name))))
 
   def close(self) -> None:
     self._mngr.close()

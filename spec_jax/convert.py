@@ -302,10 +302,10 @@ def task_set_defaults(num_tasks: int, task_set: str = 'auto', task: str = '') ->
   name = tasksets.for_num_tasks(num_tasks) if task_set == 'auto' else task_set
   if name is None:
     return {}
-  if name not in tasksets.TASK_SETS:
-    raise ConversionError(f"unknown task set {name!r}; known: {sorted(tasksets.TASK_SETS)}, "
-                          "'auto' or 'none'")
-  names = tasksets.tasks(name)
+  try:
+    names = tasksets.tasks(name)
+  except ValueError as e:
+    raise ConversionError(f"{e}, 'auto' or 'none'") from e
   if len(names) != num_tasks:
     raise ConversionError(f'task set {name} has {len(names)} tasks, the checkpoint {num_tasks}')
   return dict(task_set=name, action_dims=tasksets.action_dims(name),

@@ -50,6 +50,13 @@ def _devices():
   return devs[0], devs[1] if len(devs) > 1 else devs[0]
 
 
+def _committed(x):
+  """``x`` committed to the step device. Every pytree argument of ``sp.step`` is passed this way,
+  in the warm-up and in every episode step: jit keys its cache on committedness, so a mix
+  would compile a new variant in the middle of a timed episode (seconds of "latency")."""
+  return jax.device_put(x, _devices()[0])
+
+
 def _label(ex, online_state, state, info, action, t):
   """Pushes the teacher label of a replan whose step had a speculative action queued."""
   k = int(info.k)
@@ -64,12 +71,9 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
   clock, including any wait for a ready plan). Steps whose input was non-finite (SAFE_ACTION
   emitted) are reported with their step index. With ``runtime.online`` the corrector adapts
   from ``online_state`` on (``online.init``) and the result has the new ``online_state``."""
-  dev, ahead_dev = _devices()
+  ahead_dev = _devices()[1]
   ahead_params = jax.device_put(params, ahead_dev) if runtime.plan_ahead else None
-  # Every pytree argument of the step committed to `dev` from the first step on, as in
-  # evaluate_mode's warm-up: jit keys its cache on committedness, so a mix would compile a new
-  # variant in the middle of a timed episode (seconds of "decision latency").
-  put = lambda x: jax.device_put(x, dev)
+  put = _committed
   obs, done, t, ret = env.reset(seed=seed), False, 0, 0.0
   state, empty, pending = put(sp.init_state(ex)), put(sp.no_ready(ex)), None
   step_params = put(params)
@@ -137,9 +141,9 @@ def evaluate_mode(ex: sp.Executor, params: sp.ExecParams, env, tau: float, episo
   the per-episode ``returns`` list; ``reporting.add_robust_stats`` adds medians and pairing."""
   init = sp.init_state(ex)
   # Compile both cond branches (and plan-ahead) before timing anything.
-  put = lambda x: jax.device_put(x, _devices()[0])   # committed, as in run_episode
-  jax.block_until_ready(sp.step(ex, put(params), put(init), jnp.zeros(ex.model.cfg.obs_dim), key,
-                                tau, True, put(sp.no_ready(ex)))[0])
+  jax.block_until_ready(sp.step(ex, _committed(params), _committed(init),
+                                jnp.zeros(ex.model.cfg.obs_dim), key, tau, True,
+                                _committed(sp.no_ready(ex)))[0])
   if runtime.plan_ahead:
     ahead_dev = _devices()[1]
     jax.block_until_ready(sp.plan_ahead(ex, jax.device_put(params, ahead_dev),
@@ -190,12 +194,11 @@ def fallback_label(ex: sp.Executor) -> str:
 
 
 def label(ex: sp.Executor, runtime: Runtime = Runtime()) -> str:
-  """'mlp H=3', 'mlp+learned H=3', 'mlp+ahead H=3', 'mlp+ahead+fallback(iterations=1) H=3'."""
-  name = ex.spec.mode + ('+learned' if ex.spec.gate == 'learned' else '')
-  name += ('+ahead' if runtime.plan_ahead else '')
-  name += f'+fallback({fallback_label(ex)})' if ex.fallback_planner is not None else ''
-  name += '+online' if runtime.online else ''
-  return f'{name} H={ex.spec.effective_exec_len}'
+  """'mlp H=3', 'mlp+learned H=3', 'mlp+ahead H=3', 'mlp+ahead+fallback(iterations=1) H=3'
+  (``reporting.variant`` of the row this executor produces)."""
+  row = dict(mode=ex.spec.mode, gate=ex.spec.gate, ahead=int(runtime.plan_ahead),
+             fallback_planner=fallback_label(ex), online=int(runtime.online is not None))
+  return f'{reporting.variant(row)} H={ex.spec.effective_exec_len}'
 
 
 def write_outputs(rows: List[Dict[str, Any]], workdir: str, name: str = 'evaluation',

@@ -87,8 +87,7 @@ class Executor:
   replans the gate forces (anytime fallback: warm-started from the freshest plan, the ready
   plan's when one was offered; a latency device for the host loop: under vmap the inner cond
   becomes a select and batched steps run both planners); None: every replan uses ``planner``.
-  Sweepable values (tau)
-  and parameters are NOT here (see ExecParams).
+  Sweepable values (tau) and parameters are NOT here (see ExecParams).
   """
   model: wm_lib.WorldModel
   planner: config_lib.PlannerConfig

@@ -30,6 +30,18 @@ class StepOutput(NamedTuple):
   final_return: jax.Array  # [B] episode return (valid where done)
 
 
+def repeat_step(step_fn, state, action: jax.Array, repeat: int):
+  """A traced backend's ``step_one`` body: ``repeat`` simulator steps with the same action
+  (call inside jit). step_fn(state, action) -> state with ``.reward`` [].
+  Returns (state, reward summed over the repeats [])."""
+  def body(carry, _):
+    s, r = carry
+    s = step_fn(s, action)
+    return (s, r + s.reward), None
+  (state, reward), _ = jax.lax.scan(body, (state, jnp.zeros(())), None, length=repeat)
+  return state, reward
+
+
 @functools.partial(jax.jit, static_argnums=(0, 2))
 def reset(env, key: jax.Array, batch_size: int) -> BatchState:
   """Resets ``batch_size`` copies of the traced ``env``.

@@ -3,9 +3,9 @@
 from typing import Dict, Optional
 
 import jax
-import jax.numpy as jnp
 
 from spec_jax import envs
+from spec_jax.envs import batch
 
 PIPELINES = ('generalized', 'positional', 'spring', 'mjx')
 
@@ -55,10 +55,4 @@ class BraxEnv:
 
   def step_one(self, state, action: jax.Array):
     """Unbatched step with action repeat: (State, action [A]) -> (State, reward summed [])."""
-    def body(carry, _):
-      s, r = carry
-      s = self._env.step(s, action)
-      return (s, r + s.reward), None
-    (state, reward), _ = jax.lax.scan(body, (state, jnp.zeros(())), None,
-                                      length=self.spec.action_repeat)
-    return state, reward
+    return batch.repeat_step(self._env.step, state, action, self.spec.action_repeat)

@@ -3,7 +3,6 @@ jitted reset/step with auto-reset come from ``envs.batch``."""
 from typing import Dict, Optional
 
 import jax
-import jax.numpy as jnp
 
 from spec_jax import envs
 from spec_jax.envs import batch
@@ -62,20 +61,11 @@ class MJXEnv:
 
   def step_one(self, env_state, action: jax.Array):
     """Unbatched step with action repeat: (State, action [A]) -> (State, reward summed)."""
-    return self._single_step(env_state, action)
+    return batch.repeat_step(self._env.step, env_state, action, self.spec.action_repeat)
 
   def reset(self, key: jax.Array, batch_size: int) -> BatchState:
     """Resets ``batch_size`` environments (``envs.batch.reset``). Returns obs [B, O]."""
     return batch.reset(self, key, batch_size)
-
-  def _single_step(self, env_state, action):
-    def body(carry, _):
-      s, r = carry
-      s = self._env.step(s, action)
-      return (s, r + s.reward), None
-    (env_state, reward), _ = jax.lax.scan(body, (env_state, jnp.zeros(())), None,
-                                          length=self.spec.action_repeat)
-    return env_state, reward
 
   def step(self, state: BatchState, action: jax.Array) -> StepOutput:
     """Steps all environments with actions [B, A] in [-1, 1]; auto-resets finished ones
