@@ -6,7 +6,10 @@
 ``--tdmpc2_src`` is the ``tdmpc2/`` folder of a checkout of nicklashansen/tdmpc2 (not shipped
 with spec_jax). Both planners use the official defaults for humanoid (obs 67, action 21: 512
 samples, 8 iterations, horizon 3); the official one runs eagerly (torch.compile targets CUDA
-graphs). Median ms per plan call after warm-up/compile.
+graphs). Median ms per plan call after warm-up/compile; GFLOP per plan call counted from the
+layer shapes (``planner.plan_flops``: the official planner recomputes z0's share of the first
+dynamics/reward layer for every sample, spec_jax computes it once per plan) and the GFLOP/s
+each achieves.
 """
 import argparse
 import statistics
@@ -58,8 +61,9 @@ def main():
     torch.set_num_threads(args.threads)
   print(f'torch {torch.__version__} ({torch.get_num_threads()} threads), jax {jax.__version__} '
         f'({jax.devices()[0].device_kind})')
-  print('\n| model | official PyTorch ms/plan | spec_jax ms/plan | speed-up (official / spec_jax) |'
-        '\n|---|---|---|---|')
+  print('\n| model | official GFLOP/plan | spec_jax GFLOP/plan | official PyTorch ms/plan | '
+        'spec_jax ms/plan | official GFLOP/s | spec_jax GFLOP/s | speed-up (official / spec_jax) |'
+        '\n|---|---|---|---|---|---|---|---|')
   for size in args.sizes:
     cfg = _official_cfg(size, 67, 21)
     torch.manual_seed(0)
@@ -89,7 +93,9 @@ def main():
 
     ms_t = _median_ms(run_official, args.repeats)
     ms_j = _median_ms(run_jax, args.repeats)
-    print(f'| {size}M | {ms_t:.1f} | {ms_j:.1f} | {ms_t / ms_j:.2f} |', flush=True)
+    gf_t, gf_j = (planner.plan_flops(mcfg, pcfg, share_z0=s) / 1e9 for s in (False, True))
+    print(f'| {size}M | {gf_t:.1f} | {gf_j:.1f} | {ms_t:.1f} | {ms_j:.1f} | {1e3 * gf_t / ms_t:.0f} '
+          f'| {1e3 * gf_j / ms_j:.0f} | {ms_t / ms_j:.2f} |', flush=True)
 
 
 if __name__ == '__main__':

@@ -23,11 +23,11 @@ COLUMNS = ('mode', 'gate', 'ahead', 'online', 'tau', 'tau_q', 'exec_len', 'horiz
            'nonfinite',
            'step_ms_mean', 'step_ms_median', 'step_ms_p99', 'step_ms_max', 'replan_ms_median',
            'correct_ms_median', 'correct_to_replan_ratio', 'p99_to_plan', 'period_ms',
-           'online_labels', 'online_updates', 'fallback_planner')
+           'online_labels', 'online_updates', 'fallback_planner', 'on_reject', 'deferred')
 SHORT_COLUMNS = ('mode', 'gate', 'ahead', 'fallback_planner', 'online', 'tau', 'tau_q',
                  'exec_len', 'return_mean', 'return_std', 'return_median', 'return_q25',
                  'return_q75', 'failed', 'ratio', 'ratio_lo', 'ratio_hi', 'planner_calls',
-                 'fallbacks', 'step_ms_median', 'step_ms_p99')
+                 'fallbacks', 'deferred', 'step_ms_median', 'step_ms_p99')
 
 
 class Runtime(NamedTuple):
@@ -78,11 +78,12 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
   state, empty, pending = put(sp.init_state(ex)), put(sp.no_ready(ex)), None
   step_params = put(params)
   E = ex.spec.effective_exec_len
-  step_ms, replanned, bad_steps, ahead_calls, offered = [], [], [], 0, 0
+  step_ms, replanned, bad_steps, ahead_calls, offered, rescue = [], [], [], 0, 0, False
   while not done:
     start = time.perf_counter()
     key, step_key = jax.random.split(key)
-    use_ready = pending is not None and int(state.index) >= E
+    # A plan-ahead is offered at its queue end, a rescue plan (on_reject 'defer') at once.
+    use_ready = pending is not None and (rescue or int(state.index) >= E)
     ready = put(pending) if use_ready else empty
     offered += int(use_ready)
     action, state, info = sp.step(ex, step_params, state, jnp.asarray(obs), step_key, tau, t == 0,
@@ -98,10 +99,15 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
                                              jax.random.fold_in(step_key, 2))
       params = params._replace(corrector=online_state.params)
       step_params = put(params)
-    if runtime.plan_ahead and (replanned[-1] or bool(info.adopted)):
-      pending = sp.plan_ahead(ex, ahead_params, jax.device_put(state, ahead_dev),
-                              jax.device_put(jax.random.fold_in(step_key, 1), ahead_dev))
-      ahead_calls += 1
+    ahead_key = jax.device_put(jax.random.fold_in(step_key, 1), ahead_dev)
+    rescue = runtime.plan_ahead and bool(info.deferred)
+    if rescue:
+      pending = sp.rescue_plan(ex, ahead_params, jax.device_put(state, ahead_dev),
+                               jax.device_put(info.z_real, ahead_dev),
+                               jax.device_put(jnp.asarray(action), ahead_dev), ahead_key)
+    elif runtime.plan_ahead and (replanned[-1] or bool(info.adopted)):
+      pending = sp.plan_ahead(ex, ahead_params, jax.device_put(state, ahead_dev), ahead_key)
+    ahead_calls += int(runtime.plan_ahead and (rescue or replanned[-1] or bool(info.adopted)))
     if bool(info.nonfinite):
       bad_steps.append(t)
       if log_fn:
@@ -113,7 +119,8 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
       time.sleep(max(0.0, runtime.period_ms / 1e3 - (time.perf_counter() - start)))
   return dict(ret=ret, planner_calls=int(state.planner_calls), corrections=int(state.corrections),
               fallbacks=int(state.fallbacks), nonfinite=int(state.nonfinite),
-              adopted=int(state.adopted), ahead_calls=ahead_calls, ready_offered=offered,
+              adopted=int(state.adopted), deferred=int(state.deferred),
+              ahead_calls=ahead_calls, ready_offered=offered,
               nonfinite_steps=bad_steps, online_state=online_state,
               step_ms=step_ms, replanned=replanned)
 
@@ -149,6 +156,10 @@ def evaluate_mode(ex: sp.Executor, params: sp.ExecParams, env, tau: float, episo
     jax.block_until_ready(sp.plan_ahead(ex, jax.device_put(params, ahead_dev),
                                         jax.device_put(init, ahead_dev),
                                         jax.device_put(key, ahead_dev)))
+    if ex.spec.on_reject == 'defer':
+      z, a = jnp.zeros(ex.model.cfg.latent_dim), jnp.zeros(ex.model.cfg.action_dim)
+      jax.block_until_ready(sp.rescue_plan(ex, *jax.device_put((params, init, z, a, key),
+                                                               ahead_dev)))
   eps = []
   ostate = None
   if runtime.online is not None:
@@ -167,7 +178,8 @@ def evaluate_mode(ex: sp.Executor, params: sp.ExecParams, env, tau: float, episo
   mean = lambda k: float(np.mean([e[k] for e in eps]))
   lat = _latency_stats(eps)
   return dict(mode=ex.spec.mode, gate=ex.spec.gate, ahead=int(runtime.plan_ahead),
-              fallback_planner=fallback_label(ex),
+              fallback_planner=fallback_label(ex), on_reject=ex.spec.on_reject,
+              deferred=mean('deferred'),
               online=int(runtime.online is not None),
               online_labels=int(ostate.count) if ostate is not None else 0,
               online_updates=int(ostate.updates) if ostate is not None else 0,
@@ -197,7 +209,8 @@ def label(ex: sp.Executor, runtime: Runtime = Runtime()) -> str:
   """'mlp H=3', 'mlp+learned H=3', 'mlp+ahead H=3', 'mlp+ahead+fallback(iterations=1) H=3'
   (``reporting.variant`` of the row this executor produces)."""
   row = dict(mode=ex.spec.mode, gate=ex.spec.gate, ahead=int(runtime.plan_ahead),
-             fallback_planner=fallback_label(ex), online=int(runtime.online is not None))
+             fallback_planner=fallback_label(ex), online=int(runtime.online is not None),
+             on_reject=ex.spec.on_reject)
   return f'{reporting.variant(row)} H={ex.spec.effective_exec_len}'
 
 
@@ -229,12 +242,15 @@ class Point(NamedTuple):
   plan_ahead: bool = False
   online: bool = False
   fallback: Tuple[Tuple[str, Any], ...] = ()  # planner overrides of the fallback planner
+  on_reject: str = 'replan'                   # SpecConfig.on_reject ('defer' needs plan_ahead)
 
 
 def grid(blocks: Sequence[Dict[str, Any]], quantiles: Optional[Sequence[float]],
          baseline: bool = True) -> List[Point]:
   """Expands blocks ``{modes, exec_lens, taus, tau_quantiles, gate, plan_ahead, online,
-  fallback_planner}`` (the last: planner overrides of ``Executor.fallback_planner``) into points
+  fallback_planner, on_reject}`` (fallback_planner: planner overrides of
+  ``Executor.fallback_planner``; on_reject: ``SpecConfig.on_reject``, 'defer' only with
+  plan_ahead) into points
   (baseline first, once, duplicates removed). For gate='norm' quantile taus are resolved on
   the export's stored mismatch distribution ``quantiles`` (``reporting.resolve_taus``) and
   tau = inf means never verify; for gate='learned' taus are rejection probabilities.
@@ -245,6 +261,10 @@ def grid(blocks: Sequence[Dict[str, Any]], quantiles: Optional[Sequence[float]],
     gate, ahead, onl = (b.get('gate', 'norm'), bool(b.get('plan_ahead', False)),
                         bool(b.get('online', False)))
     fallback = tuple(sorted(dict(b.get('fallback_planner', {}) or {}).items()))
+    on_reject = b.get('on_reject', 'replan')
+    if on_reject == 'defer' and not ahead:
+      raise ValueError("on_reject='defer' needs plan_ahead=True (its rescue plans are made "
+                       'ahead by the host loop)')
     if gate == 'norm':
       taus = reporting.resolve_taus(tuple(b.get('taus', ())), tuple(b.get('tau_quantiles', ())),
                                     quantiles)
@@ -255,7 +275,7 @@ def grid(blocks: Sequence[Dict[str, Any]], quantiles: Optional[Sequence[float]],
         continue
       for h in b['exec_lens']:
         for tau, tau_q in taus:
-          p = Point(mode, int(h), tau, tau_q, gate, ahead, onl, fallback)
+          p = Point(mode, int(h), tau, tau_q, gate, ahead, onl, fallback, on_reject)
           if p not in points:
             points.append(p)
   return points
@@ -280,7 +300,7 @@ def executor_for(point: Point, model, base_planner, spec_planner, correctors: Di
     raise ValueError(f'exec_len {point.exec_len} exceeds the planner horizon {pcfg.horizon}: '
                      'raise the speculative planner horizon')
   scfg = sp.SpecConfig(mode=point.mode, exec_len=point.exec_len, gate=point.gate,
-                       history=cor.cfg.history if cor else 4)
+                       history=cor.cfg.history if cor else 4, on_reject=point.on_reject)
   fallback = dataclasses.replace(pcfg, **dict(point.fallback)) if point.fallback else None
   return sp.Executor(model, pcfg, scfg, cor, head, fallback), cparams, hparams
 
@@ -348,7 +368,7 @@ def read_rows(path: str) -> List[Dict[str, Any]]:
       row = {}
       for k, v in r.items():
         try:
-          row[k] = float(v) if k not in ('mode', 'gate') else v
+          row[k] = float(v) if k not in ('mode', 'gate', 'on_reject') else v
         except (TypeError, ValueError):
           row[k] = v
       row['returns'] = [float(x) for x in r['returns_per_seed'].split()]
@@ -371,7 +391,7 @@ def combine(paths: Sequence[str], workdir: str, reference_horizon: int, title: s
       if r['mode'] == 'baseline' and r['horizon'] != reference_horizon:
         r['mode'] = f"baseline-h{r['horizon']}"
       key = (r['mode'], r['gate'], r['ahead'], r['online'], r['exec_len'], r['tau'],
-             r['horizon'], r.get('fallback_planner') or '')
+             r['horizon'], r.get('fallback_planner') or '', r.get('on_reject') or 'replan')
       if key not in seen:
         seen.add(key)
         rows.append(r)

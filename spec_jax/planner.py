@@ -60,27 +60,36 @@ def draw_noise(model: wm_lib.WorldModel, cfg: config_lib.PlannerConfig,
 
 def estimate_value(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerConfig,
                    z: jax.Array, actions: jax.Array, pi_eps: jax.Array,
-                   q_idx: jax.Array, task=None) -> jax.Array:
+                   q_idx: jax.Array, task=None, shares=None) -> jax.Array:
   """Value of action sequences. z [N, Z], actions [H, N, A], pi_eps [N, A] -> [N].
 
   sum_t discount^t (1 - done_t) r_hat_t + discount^H (1 - done_H) Q_avg(z_H, pi(z_H)), Q_avg
   over members q_idx [2]. done_t = 1 once an episodic model's termination(z_s) > 0.5 for some
   s <= t (always 0 otherwise). ``task`` (multitask): conditions every head and picks the
-  task's discount (ModelConfig.task_discounts, else cfg.discount).
+  task's discount (ModelConfig.task_discounts, else cfg.discount). ``shares``: optional
+  (dynamics, reward) ``latent_share`` of the z0 that every row of z equals ([mlp_dim] each):
+  step 0 then adds only the actions' share per sample (z0 sharing; same values up to float
+  rounding).
   """
   tk = task_kwargs(task)
   gamma = cfg.discount if task is None else model.discount(task, cfg.discount)
 
-  def step(carry, a_t):
+  def step(carry, a_t, first=None):
     z_t, ret, disc, done = carry
-    r = model.reward(params, z_t, a_t, **tk)
-    z_next = model.next(params, z_t, a_t, **tk)
+    if first is None:
+      r, z_next = model.reward(params, z_t, a_t, **tk), model.next(params, z_t, a_t, **tk)
+    else:
+      r = model.reward_from_share(params, first[1], a_t)
+      z_next = model.next_from_share(params, first[0], a_t)
     ret = ret + disc * (1.0 - done) * r
     if getattr(model.cfg, 'episodic', False):
       done = jnp.minimum(done + (model.termination(params, z_next, **tk) > 0.5), 1.0)
     return (z_next, ret, disc * gamma, done), None
 
   init = (z, jnp.zeros(z.shape[0]), jnp.ones(()), jnp.zeros(z.shape[0]))
+  if shares is not None:
+    init, _ = step(init, actions[0], shares)
+    actions = actions[1:]
   (z_h, ret, disc, done), _ = jax.lax.scan(step, init, actions)
   a_h, _ = model.pi_with_noise(params, z_h, pi_eps, **tk)
   emb_kw = {} if task is None else {'emb': model.task_emb(params, task)}
@@ -153,12 +162,18 @@ def _mlp_flops(width_in: int, hidden, width_out: int) -> int:
   return sum(2 * a * b for a, b in zip(widths[:-1], widths[1:]))
 
 
-def plan_flops(model_cfg: config_lib.ModelConfig, cfg: config_lib.PlannerConfig) -> int:
+def plan_flops(model_cfg: config_lib.ModelConfig, cfg: config_lib.PlannerConfig,
+               share_z0: bool = True) -> int:
   """Matrix-multiply FLOPs (2 per multiply-add) of one ``plan`` call, counted from the layer
   shapes; elementwise work (LayerNorm, Mish, SimNorm, two-hot decoding, MPPI statistics) is
   not counted. Encoder once; policy-prior rollout P x H x (pi + dynamics); per MPPI iteration
-  N x (H x (reward + dynamics) + pi + 2 Q members); the chosen plan's latents H x dynamics."""
+  N x (H x (reward + dynamics) + pi + 2 Q members); the chosen plan's latents H x dynamics.
+  share_z0 (as ``plan`` runs): z0's share of the first dynamics and reward layer at t = 0 is
+  computed once per plan instead of once per sample and iteration; False: the official
+  planner's count."""
   c = model_cfg
+  zin = c.latent_dim + (c.task_dim if getattr(c, 'multitask', False) else 0)
+  z0_part = 2 * (2 * zin * c.mlp_dim)           # dynamics + reward, first layer, z0 rows
   za, mlp = c.latent_dim + c.action_dim, (c.mlp_dim,) * 2
   enc = _mlp_flops(c.obs_dim, (c.enc_dim,) * max(c.num_enc_layers - 1, 1), c.latent_dim)
   dyn = _mlp_flops(za, mlp, c.latent_dim)
@@ -166,7 +181,8 @@ def plan_flops(model_cfg: config_lib.ModelConfig, cfg: config_lib.PlannerConfig)
   pi = _mlp_flops(c.latent_dim, mlp, 2 * c.action_dim)
   H, N, P, I = cfg.horizon, cfg.num_samples, cfg.num_pi_trajs, cfg.iterations
   per_sample = H * (rew + dyn) + pi + 2 * q
-  return enc + P * H * (pi + dyn) + I * N * per_sample + H * dyn
+  total = enc + P * H * (pi + dyn) + I * N * per_sample + H * dyn
+  return total - (I * N - 1) * z0_part if share_z0 else total
 
 
 @functools.partial(jax.jit, static_argnames=('model', 'cfg', 'eval_mode'))
@@ -211,6 +227,16 @@ def plan_from_latent(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerCo
                     temperature, shift, task)
 
 
+def _z0_shares(model, params, z0, task):
+  """(dynamics, reward) latent shares of z0 [mlp_dim] each, or None for models without
+  ``latent_share`` (duck-typed test models)."""
+  if not hasattr(model, 'latent_share'):
+    return None
+  tk = task_kwargs(task)
+  return (model.latent_share(params, 'dynamics', z0, **tk),
+          model.latent_share(params, 'reward', z0, **tk))
+
+
 def _plan_core(model, params, cfg, state, z0, noise, t0, eval_mode, temperature, shift,
                task=None):
   """MPPI from latent z0 [Z] with explicit draws: the shared body of every plan entry point."""
@@ -222,6 +248,7 @@ def _plan_core(model, params, cfg, state, z0, noise, t0, eval_mode, temperature,
   pi_actions = policy_rollout(model, params, jnp.broadcast_to(z0, (P, z0.shape[-1])),
                               noise.pi_eps, task) if P > 0 else jnp.zeros((H, 0, A))
   z = jnp.broadcast_to(z0, (N, z0.shape[-1]))
+  shares = _z0_shares(model, params, z0, task)  # once per plan, not per sample and iteration
   mean = warm_start(state.prev_mean, shift, t0)
   std = jnp.full((H, A), cfg.max_std)
 
@@ -232,7 +259,7 @@ def _plan_core(model, params, cfg, state, z0, noise, t0, eval_mode, temperature,
     if mask is not None:
       actions = actions * mask
     value = estimate_value(model, params, cfg, z, actions, noise.value_pi_eps[i], noise.q_idx[i],
-                           task)
+                           task, shares)
     mean, std, elite_actions, elite_value, score = _mppi_update(cfg, value, actions, temperature)
     if mask is not None:
       mean, std = mean * mask, std * mask

@@ -138,12 +138,14 @@ def markdown_table(rows: Sequence[Dict[str, Any]], columns: Sequence[str]) -> st
 
 def variant(r: Dict[str, Any]) -> str:
   """Executor variant of a row: mode, '+learned' for the learned gate, '+ahead' for
-  plan-ahead, '+fallback(iterations=1)' for a cheaper fallback planner, e.g.
-  'mlp+learned+ahead'."""
+  plan-ahead, '+defer' when rejected steps correct instead of waiting (on_reject 'defer'),
+  '+fallback(iterations=1)' for a cheaper fallback planner, e.g. 'mlp+learned+ahead'."""
   learned = '+learned' if r.get('gate') == 'learned' else ''
   flag = lambda k, name: name if r.get(k) not in (None, '', 0, 0.0, '0') else ''
   fb = f"+fallback({r['fallback_planner']})" if r.get('fallback_planner') else ''
-  return f"{r.get('mode')}{learned}{flag('ahead', '+ahead')}{fb}{flag('online', '+online')}"
+  defer = '+defer' if r.get('on_reject') == 'defer' else ''
+  return (f"{r.get('mode')}{learned}{flag('ahead', '+ahead')}{defer}{fb}"
+          f"{flag('online', '+online')}")
 
 
 def point_label(r: Dict[str, Any]) -> str:

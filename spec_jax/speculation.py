@@ -51,18 +51,24 @@ def modes() -> tuple:
 
 
 GATES = ('norm', 'learned')  # verifier: ||z_real - z_hat|| > tau, or p_reject(features) > tau
+ON_REJECT = ('replan', 'defer')  # a rejected step waits for a plan, or corrects and plans ahead
 
 
 @dataclasses.dataclass(frozen=True)
 class SpecConfig:
   """Static speculation settings. exec_len <= planner horizon actions run per plan.
   gate: 'norm' (the paper's latent distance) or 'learned' (acceptance head; tau is then a
-  rejection probability)."""
+  rejection probability). on_reject: 'replan' (the paper: a rejected step waits for a fresh
+  plan) or 'defer' (a rejected step that has a queue or an offered ready plan to continue
+  executes its corrected action now, and the host plans ahead from the one-step prediction of
+  the real latent (``rescue_plan``), offered at the next step; the step then never waits for
+  a plan except at an episode's first step or an exhausted queue with nothing offered)."""
   mode: str = 'mlp'
   exec_len: int = 3
   history: int = 4
   eval_mode: bool = True
   gate: str = 'norm'
+  on_reject: str = 'replan'
 
   def __post_init__(self):
     if self.mode not in modes():
@@ -71,6 +77,8 @@ class SpecConfig:
       raise ValueError('exec_len and history must be >= 1')
     if self.gate not in GATES:
       raise ValueError(f'gate must be one of {GATES}, got {self.gate!r}')
+    if self.on_reject not in ON_REJECT:
+      raise ValueError(f'on_reject must be one of {ON_REJECT}, got {self.on_reject!r}')
 
   @property
   def effective_exec_len(self) -> int:
@@ -136,7 +144,8 @@ class SpecState:
   fallbacks: jax.Array      # [] int32: replans forced by the gate (mismatch) with a queue left
   steps: jax.Array          # [] int32
   nonfinite: jax.Array      # [] int32: steps that emitted SAFE_ACTION (non-finite input)
-  adopted: jax.Array        # [] int32: ready (plan-ahead) plans adopted at a queue end
+  adopted: jax.Array        # [] int32: ready (plan-ahead) plans the gate accepted
+  deferred: jax.Array       # [] int32: rejected steps that corrected instead of waiting
 
 
 class StepInfo(NamedTuple):
@@ -148,8 +157,10 @@ class StepInfo(NamedTuple):
   a_spec: jax.Array      # [A] queued action at this step (before correction)
   k: jax.Array           # [] int32: steps into the queue the action comes from
   nonfinite: jax.Array   # [] bool: non-finite obs/latent/action -> SAFE_ACTION emitted
-  adopted: jax.Array     # [] bool: a ready plan became the queue at this step
+  adopted: jax.Array     # [] bool: the gate accepted a ready plan, now the queue
   score: jax.Array       # [] the gate's statistic: d ('norm') or p_reject ('learned')
+  deferred: jax.Array    # [] bool: rejected, corrected action emitted, no wait (on_reject
+                         #    'defer'): dispatch ``rescue_plan`` for the next step
 
 
 class ReadyPlan(NamedTuple):
@@ -176,7 +187,8 @@ def init_state(ex: Executor) -> SpecState:
                    history=jnp.zeros((ex.spec.history, 3 * Z + A)),
                    history_valid=jnp.zeros((ex.spec.history,), bool),
                    planner=planner_lib.init_state(ex.planner, A), planner_calls=zero,
-                   corrections=zero, fallbacks=zero, steps=zero, nonfinite=zero, adopted=zero)
+                   corrections=zero, fallbacks=zero, steps=zero, nonfinite=zero, adopted=zero,
+                   deferred=zero)
 
 
 def _push(history, valid, token, reset):
@@ -196,7 +208,8 @@ class _Verdict(NamedTuple):
   replan: jax.Array
   fallback: jax.Array
   bad_input: jax.Array
-  adopt: jax.Array          # the ready plan is the queue from this step on
+  adopt: jax.Array          # the gate accepted the ready plan: the queue from this step on
+  deferred: jax.Array       # rejected, continues corrected (on_reject 'defer')
   k: jax.Array              # index of a_spec in the (possibly adopted) queue
   action_queue: jax.Array   # [H, A] the queue a correcting step continues
   latent_queue: jax.Array   # [H+1, Z]
@@ -211,17 +224,19 @@ def _gate_score(ex: Executor, params: ExecParams, token, d, k):
 
 
 def _verify(ex: Executor, params: ExecParams, state, obs, tau, t0, ready, task=None) -> _Verdict:
-  """Encode, measure the mismatch, adopt a ready plan at a queue end, push the history token,
-  decide replan vs correct."""
+  """Encode, measure the mismatch, adopt a ready plan at a queue end (or wherever one is
+  offered, with on_reject 'defer'), push the history token, decide replan vs correct."""
   H = ex.planner.horizon
   ready = no_ready(ex) if ready is None else ready
+  defer = ex.spec.on_reject == 'defer'
   z_real = ex.model.encode(params.model, obs, **planner_lib.task_kwargs(task))
   bad = ~(jnp.all(jnp.isfinite(obs)) & jnp.all(jnp.isfinite(z_real)))
-  z_hat = state.latent_queue[jnp.minimum(state.index, H)]
-  d = jnp.where(t0, 0.0, jnp.linalg.norm(z_real - z_hat))
   exhausted = state.index >= ex.spec.effective_exec_len
-  can_adopt = exhausted & ready.valid & ~t0
+  can_adopt = (exhausted | defer) & ready.valid & ~t0
   pick = lambda r, s: jnp.where(can_adopt, r, s)
+  # A ready plan is verified against its own seed (plan-ahead: latent_queue[E], the same value).
+  z_hat = pick(ready.latents[0], state.latent_queue[jnp.minimum(state.index, H)])
+  d = jnp.where(t0, 0.0, jnp.linalg.norm(z_real - z_hat))
   aq, lq = pick(ready.actions, state.action_queue), pick(ready.latents, state.latent_queue)
   k = jnp.where(can_adopt, 0, state.index)
   a_spec = aq[jnp.minimum(k, H - 1)]
@@ -231,11 +246,13 @@ def _verify(ex: Executor, params: ExecParams, state, obs, tau, t0, ready, task=N
   reject = (score > tau) & ~t0
   keeps_going = ~exhausted | can_adopt
   # A non-finite input never reaches the planner (its warm start would stay poisoned).
-  replan = (t0 | ~keeps_going | reject) & ~bad
+  replan = (t0 | ~keeps_going | (reject & (not defer))) & ~bad
   return _Verdict(z_real, z_hat, d, a_spec, history, valid, replan=replan,
                   fallback=reject & keeps_going & ~bad, bad_input=bad,
-                  adopt=can_adopt & ~replan & ~bad, k=k, action_queue=aq, latent_queue=lq,
-                  prev_mean=pick(ready.prev_mean, state.planner.prev_mean), score=score)
+                  adopt=can_adopt & ~reject & ~replan & ~bad,
+                  deferred=reject & keeps_going & ~replan & ~bad, k=k, action_queue=aq,
+                  latent_queue=lq, prev_mean=pick(ready.prev_mean, state.planner.prev_mean),
+                  score=score)
 
 
 def _replan_branch(ex: Executor, params: ExecParams, state, v: _Verdict, obs, key, t0,
@@ -280,11 +297,12 @@ def _finish(state, v: _Verdict, out):
       corrections=state.corrections + (~v.replan & ~bad).astype(jnp.int32),
       fallbacks=state.fallbacks + v.fallback.astype(jnp.int32), steps=state.steps + 1,
       nonfinite=state.nonfinite + bad.astype(jnp.int32),
-      adopted=state.adopted + (v.adopt & ~bad).astype(jnp.int32))
+      adopted=state.adopted + (v.adopt & ~bad).astype(jnp.int32),
+      deferred=state.deferred + (v.deferred & ~bad).astype(jnp.int32))
   action = jnp.where(bad, jnp.full_like(action, SAFE_ACTION), action)
   info = StepInfo(replanned=v.replan, fallback=v.fallback, d=v.d, z_real=v.z_real,
                   z_hat=v.z_hat, a_spec=v.a_spec, k=v.k, nonfinite=bad,
-                  adopted=v.adopt & ~bad, score=v.score)
+                  adopted=v.adopt & ~bad, score=v.score, deferred=v.deferred & ~bad)
   return action, new_state, info
 
 
@@ -441,4 +459,29 @@ def plan_ahead(ex: Executor, params: ExecParams, state: SpecState, key: jax.Arra
   res, pstate = planner_lib.plan_from_latent(ex.model, params.model, ex.planner, state.planner,
                                              state.latent_queue[E], key, False,
                                              ex.spec.eval_mode, shift=E, task=task)
+  return ReadyPlan(res.actions, res.latents, pstate.prev_mean, jnp.ones((), bool))
+
+
+@functools.partial(jax.jit, static_argnames=('ex',))
+def rescue_plan(ex: Executor, params: ExecParams, state: SpecState, z_real: jax.Array,
+                action: jax.Array, key: jax.Array, task=None) -> ReadyPlan:
+  """After a deferred step (``info.deferred``, on_reject 'defer'): MPPI from the one-step
+  prediction of the REAL latent, z' = d(z_real, action), with the fallback planner when the
+  executor has one (else its planner), warm-started from the continued plan advanced by the
+  actions executed since it (``state.index``). Offer it as ``ready`` to the next step: adopted
+  if the gate accepts ||z_real' - z'||, otherwise that step defers again.
+
+  Args:
+    state: the SpecState the deferred step returned. z_real: [Z] that step's info.z_real.
+    action: [A] the action it emitted. key: planner key.
+  Returns:
+    a valid ReadyPlan whose latents[0] is z'.
+  """
+  chex.assert_shape(z_real, (ex.model.cfg.latent_dim,))
+  chex.assert_shape(action, (ex.model.cfg.action_dim,))
+  z_next = ex.model.next(params.model, z_real, action, **planner_lib.task_kwargs(task))
+  pcfg = ex.planner if ex.fallback_planner is None else ex.fallback_planner
+  res, pstate = planner_lib.plan_from_latent(ex.model, params.model, pcfg, state.planner, z_next,
+                                             key, False, ex.spec.eval_mode, shift=state.index,
+                                             task=task)
   return ReadyPlan(res.actions, res.latents, pstate.prev_mean, jnp.ones((), bool))

@@ -31,7 +31,9 @@ _LN_EPS = 1e-5  # torch.nn.LayerNorm default
 
 
 class MLP(nn.Module):
-  """TD-MPC2 MLP block. Dropout (first layer) is active only when a 'dropout' rng is given."""
+  """TD-MPC2 MLP block. Dropout (first layer) is active only when a 'dropout' rng is given.
+  ``first_done=True``: ``x`` is already the first layer's pre-activation (x @ W_0 + b_0,
+  computed by the caller, e.g. split into a shared and a per-sample share)."""
   hidden: Sequence[int]
   out: int
   simnorm_out: bool = False
@@ -40,10 +42,11 @@ class MLP(nn.Module):
   zero_out: bool = False
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, first_done: bool = False) -> jax.Array:
     train = self.has_rng('dropout')
     for i, width in enumerate(self.hidden):
-      x = nn.Dense(width, kernel_init=_weight_init, name=f'dense_{i}')(x)
+      if not (i == 0 and first_done):
+        x = nn.Dense(width, kernel_init=_weight_init, name=f'dense_{i}')(x)
       if i == 0 and self.dropout > 0:
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
       x = numerics.mish(nn.LayerNorm(epsilon=_LN_EPS, name=f'ln_{i}')(x))
@@ -171,6 +174,33 @@ class WorldModel:
     """Latent dynamics: z [..., Z], a [..., A] -> z' [..., Z]."""
     za = self._za(z, a, self.task_emb(params, task))
     return self.dynamics_net.apply({'params': params['dynamics']}, za)
+
+  # ---- z0 sharing: the first layer of dynamics/reward split into a latent and an action share
+  def latent_share(self, params: Params, head: str, z: jax.Array, task=None) -> jax.Array:
+    """The latent's (and task embedding's) share of ``head``'s first layer ('dynamics' or
+    'reward'): [z(, e)] @ W_0[:-A] + b_0. z [..., Z] -> [..., mlp_dim]. Computed once for a
+    latent that many action samples share (the planner's z0), instead of once per sample."""
+    _check_last(z, self.cfg.latent_dim, 'latent z')
+    emb = self.task_emb(params, task)
+    if self.cfg.multitask and emb is None:
+      raise ValueError('multitask model: pass the task id (task=...)')
+    zin = z if emb is None else _append(z, emb)
+    first = params[head]['dense_0']
+    return zin @ first['kernel'][:-self.cfg.action_dim] + first['bias']
+
+  def _from_share(self, params: Params, head: str, net: MLP, share: jax.Array, a: jax.Array):
+    _check_last(a, self.cfg.action_dim, 'action a')
+    pre = share + a @ params[head]['dense_0']['kernel'][-self.cfg.action_dim:]
+    return net.apply({'params': params[head]}, pre, first_done=True)
+
+  def next_from_share(self, params: Params, share: jax.Array, a: jax.Array) -> jax.Array:
+    """``next`` from ``latent_share(params, 'dynamics', z)`` [..., mlp_dim] and a [..., A]."""
+    return self._from_share(params, 'dynamics', self.dynamics_net, share, a)
+
+  def reward_from_share(self, params: Params, share: jax.Array, a: jax.Array) -> jax.Array:
+    """``reward`` [...] from ``latent_share(params, 'reward', z)`` and a [..., A]."""
+    logits = self._from_share(params, 'reward', self.reward_net, share, a)
+    return numerics.two_hot_inv(logits, self.cfg.vmin, self.cfg.vmax)
 
   def reward_logits(self, params: Params, z: jax.Array, a: jax.Array, task=None) -> jax.Array:
     """Reward logits [..., num_bins]."""

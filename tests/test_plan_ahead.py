@@ -234,3 +234,108 @@ def test_timed_episodes_compile_nothing_after_the_warm_up():
   evaluation.evaluate_mode(ex, sp.ExecParams(params), env, 1e9, 1, jax.random.PRNGKey(0),
                            runtime=evaluation.Runtime(plan_ahead=True))
   assert sp.step._cache_size() == before + 1     # the warm-up's variant only
+
+
+# ---- on_reject='defer': a rejected step corrects now, the host plans ahead for the next ------
+CFG_D = sp.SpecConfig(mode='spec', exec_len=2, on_reject='defer')
+EX_D = sp.Executor(toy.ToyModel(), PC, CFG_D, fallback_planner=CHEAP)
+
+
+def test_deferred_rejection_continues_the_ready_plan_without_a_planner_call():
+  obs0 = np.array([0.1, 0.2, -0.3], np.float32)
+  state, z_end = _to_queue_end(obs0)                        # EX and EX_D share the state layout
+  ready, actions, latents, mean = _hand_ready(z_end)
+  obs = z_end + np.array([0.0, 0.42, 0.56], np.float32)   # d = 0.7 > tau = 0.5
+  a, s2, info = sp.step(EX_D, XP, state, jnp.asarray(obs), jax.random.PRNGKey(2), 0.5, False,
+                        ready)
+  assert bool(info.deferred) and bool(info.fallback)
+  assert not bool(info.replanned) and not bool(info.adopted)
+  np.testing.assert_allclose(info.d, 0.7, rtol=1e-5)
+  np.testing.assert_array_equal(a, actions[0])             # 'spec': the uncorrected a_0
+  np.testing.assert_array_equal(s2.action_queue, actions)
+  np.testing.assert_array_equal(s2.planner.prev_mean, mean)
+  assert int(s2.index) == 1 and int(s2.planner_calls) == 1
+  assert (int(s2.deferred), int(s2.fallbacks), int(s2.adopted)) == (1, 1, 0)
+  # Accepted: adopted as with on_reject='replan', nothing deferred.
+  _, s3, info3 = sp.step(EX_D, XP, state, jnp.asarray(z_end), jax.random.PRNGKey(2), 0.5, False,
+                         ready)
+  assert bool(info3.adopted) and not bool(info3.deferred) and int(s3.adopted) == 1
+
+
+def test_rescue_plan_seeds_at_the_one_step_prediction_of_the_real_latent():
+  obs0 = np.array([0.1, 0.2, -0.3], np.float32)
+  state, z_end = _to_queue_end(obs0)
+  ready, _, _, _ = _hand_ready(z_end)
+  obs = z_end + np.array([0.0, 0.42, 0.56], np.float32)
+  a, s2, info = sp.step(EX_D, XP, state, jnp.asarray(obs), jax.random.PRNGKey(2), 0.5, False,
+                        ready)
+  key = jax.random.PRNGKey(7)
+  rescue = sp.rescue_plan(EX_D, XP, s2, info.z_real, a, key)
+  z_next = obs + 0.5 * np.asarray(a)                       # toy dynamics from the REAL latent
+  np.testing.assert_allclose(rescue.latents[0], z_next, atol=1e-6)
+  ref, pst = planner.plan_from_latent(EX.model, XP.model, CHEAP, s2.planner, jnp.asarray(z_next),
+                                      key, False, True, shift=1)   # cheap planner, shift index 1
+  np.testing.assert_allclose(rescue.actions, ref.actions, atol=1e-6)
+  np.testing.assert_allclose(rescue.prev_mean, pst.prev_mean, atol=1e-6)
+  assert bool(rescue.valid)
+  full, _ = planner.plan_from_latent(EX.model, XP.model, PC, s2.planner, jnp.asarray(z_next),
+                                     key, False, True, shift=1)
+  assert not np.allclose(rescue.actions, full.actions, atol=1e-3)
+
+
+def test_rescue_plan_offered_mid_queue_is_verified_against_its_own_seed():
+  cfg = sp.SpecConfig(mode='spec', exec_len=3, on_reject='defer')
+  ex = sp.Executor(toy.ToyModel(), PC, cfg)
+  obs0 = np.array([0.1, 0.2, -0.3], np.float32)
+  _, s0, _ = sp.step(ex, XP, sp.init_state(ex), jnp.asarray(obs0), jax.random.PRNGKey(0), 0.5,
+                     True)
+  obs1 = obs0 + 0.5 * np.asarray(s0.action_queue[0]) + np.array([0.0, 0.6, 0.8], np.float32)
+  a1, s1, info1 = sp.step(ex, XP, s0, jnp.asarray(obs1), jax.random.PRNGKey(1), 0.5, False)
+  assert bool(info1.deferred) and int(s1.index) == 2        # mid-queue: the queue continues
+  np.testing.assert_array_equal(a1, s0.action_queue[1])
+  rescue = sp.rescue_plan(ex, XP, s1, info1.z_real, a1, jax.random.PRNGKey(5))
+  obs2 = obs1 + 0.5 * np.asarray(a1) + np.array([0.03, 0.0, 0.04], np.float32)   # d = 0.05
+  a2, s2, info2 = sp.step(ex, XP, s1, jnp.asarray(obs2), jax.random.PRNGKey(2), 0.5, False,
+                          rescue)
+  np.testing.assert_allclose(info2.z_hat, rescue.latents[0], atol=1e-6)
+  np.testing.assert_allclose(info2.d, 0.05, rtol=1e-4)
+  assert bool(info2.adopted) and not bool(info2.replanned) and int(s2.index) == 1
+  np.testing.assert_array_equal(a2, rescue.actions[0])
+
+
+def test_runner_with_deferred_rejections_counts_by_hand():
+  # tau = 0 rejects every verified step: one blocking plan at t0, then six deferred steps; a
+  # plan-ahead after t0, a rescue plan after each deferred step (offered at t = 2..6).
+  wm, params = toy.small_agent()
+  ex = sp.Executor(wm, PC, CFG_D, fallback_planner=CHEAP)
+  env = toy.FakeEnv(np.sin(np.arange(35.0)).reshape(7, 5), 1)
+  out = evaluation.run_episode(ex, sp.ExecParams(params), env, jax.random.PRNGKey(0), 0, 0.0,
+                               evaluation.Runtime(plan_ahead=True))
+  assert (out['planner_calls'], out['deferred'], out['adopted']) == (1, 6, 0)
+  assert (out['ahead_calls'], out['ready_offered']) == (7, 5)
+  assert out['replanned'] == [True] + [False] * 6
+  assert np.all(np.isfinite(np.stack(env.actions)))
+
+
+def test_defer_config_checked_and_labelled():
+  with pytest.raises(ValueError, match='on_reject'):
+    sp.SpecConfig(on_reject='wait')
+  with pytest.raises(ValueError, match='plan_ahead'):
+    evaluation.grid([dict(modes=('spec',), exec_lens=(2,), taus=(0.5,), on_reject='defer')], None)
+  pts = evaluation.grid([dict(modes=('spec',), exec_lens=(2,), taus=(0.5,), plan_ahead=True,
+                              on_reject='defer')], None)
+  ex, _, _ = evaluation.executor_for(pts[1], toy.ToyModel(), PC, PC, {})
+  assert ex.spec.on_reject == 'defer'
+  assert evaluation.label(ex, evaluation.Runtime(plan_ahead=True)) == 'spec+ahead+defer H=2'
+
+
+def test_deferred_episodes_compile_nothing_after_the_warm_up():
+  wm, params = toy.small_agent()
+  pc = config.PlannerConfig(horizon=3, iterations=1, num_samples=24, num_elites=3, num_pi_trajs=3)
+  ex = sp.Executor(wm, pc, CFG_D)
+  env = toy.FakeEnv(np.sin(np.arange(35.0)).reshape(7, 5), 1)
+  before = sp.step._cache_size(), sp.rescue_plan._cache_size()
+  row = evaluation.evaluate_mode(ex, sp.ExecParams(params), env, 0.0, 1, jax.random.PRNGKey(0),
+                                 runtime=evaluation.Runtime(plan_ahead=True))
+  assert row['deferred'] == 6 and row['on_reject'] == 'defer'
+  assert (sp.step._cache_size(), sp.rescue_plan._cache_size()) == (before[0] + 1, before[1] + 1)

@@ -160,8 +160,70 @@ def test_plan_flops_hand_counted():
                             num_bins=3, simnorm_dim=2)
   pcfg = config.PlannerConfig(horizon=2, num_samples=4, num_pi_trajs=1, iterations=2,
                               num_elites=2)
-  assert planner.plan_flops(mcfg, pcfg) == 8096
-  # Humanoid (obs 67, action 21), official MPPI: 18.0 GFLOP (1M) and 48.3 GFLOP (5M) per call.
+  assert planner.plan_flops(mcfg, pcfg, share_z0=False) == 8096
+  # z0 sharing: the z0 rows of the first dynamics and reward layer, 2 * 2 * (4 * 5) = 80 FLOPs,
+  # once per plan instead of I * N = 8 times: 8096 - 7 * 80 = 7536.
+  assert planner.plan_flops(mcfg, pcfg) == 7536
+  # Humanoid (obs 67, action 21), official MPPI: 18.0 GFLOP (1M) and 48.3 GFLOP (5M) per call;
+  # sharing z0 saves (8 * 512 - 1) * 4 * 512 * 512 FLOPs on the 5M model (8.9%).
   hum = config.planner_config(21, 500)
-  assert planner.plan_flops(config.model_config(5, 67, 21), hum) == 48_294_552_064
-  assert round(planner.plan_flops(config.model_config(1, 67, 21), hum) / 1e9, 1) == 18.0
+  assert planner.plan_flops(config.model_config(5, 67, 21), hum, False) == 48_294_552_064
+  assert round(planner.plan_flops(config.model_config(1, 67, 21), hum, False) / 1e9, 1) == 18.0
+  assert planner.plan_flops(config.model_config(5, 67, 21), hum) == (
+      48_294_552_064 - 4095 * 4 * 512 * 512)
+
+
+@pytest.mark.parametrize('multitask', [False, True], ids=['single', 'multitask'])
+def test_latent_share_plus_action_share_equals_the_first_layer(multitask):
+  kw = dict(num_tasks=3, task_dim=8, action_dims=(2, 4, 3)) if multitask else {}
+  wm = world_model.WorldModel(config.model_config(1, OBS, ACT, latent_dim=32, mlp_dim=48,
+                                                  enc_dim=48, **kw))
+  params = wm.init(jax.random.PRNGKey(3))
+  params['reward']['dense_out']['kernel'] = 0.3 * jax.random.normal(
+      jax.random.PRNGKey(4), params['reward']['dense_out']['kernel'].shape)
+  task = dict(task=1) if multitask else {}
+  z = wm.encode(params, jnp.cos(jnp.arange(OBS, dtype=jnp.float32)), **task)
+  a = jax.random.uniform(jax.random.PRNGKey(5), (6, ACT), minval=-1, maxval=1)
+  zs = jnp.broadcast_to(z, (6, z.shape[-1]))
+  dyn, rew = wm.latent_share(params, 'dynamics', z, **task), wm.latent_share(params, 'reward', z,
+                                                                               **task)
+  assert dyn.shape == rew.shape == (48,)
+  np.testing.assert_allclose(wm.next_from_share(params, dyn, a), wm.next(params, zs, a, **task),
+                             atol=1e-5)
+  np.testing.assert_allclose(wm.reward_from_share(params, rew, a),
+                             wm.reward(params, zs, a, **task), rtol=1e-5, atol=1e-5)
+
+
+def test_estimate_value_takes_step_zero_from_the_shares(agent):
+  wm, params = agent
+  z0 = wm.encode(params, jnp.sin(jnp.arange(OBS, dtype=jnp.float32)))
+  N = 16
+  actions = jax.random.uniform(jax.random.PRNGKey(1), (SMALL.horizon, N, ACT), minval=-1,
+                               maxval=1)
+  eps, q_idx = jax.random.normal(jax.random.PRNGKey(2), (N, ACT)), jnp.array([0, 1])
+  ref = planner.estimate_value(wm, params, SMALL, jnp.broadcast_to(z0, (N, z0.shape[0])), actions,
+                               eps, q_idx)
+  shares = planner._z0_shares(wm, params, z0, None)
+  # With shares, the rows of z are not read at step 0: garbage there changes nothing.
+  junk = jax.random.normal(jax.random.PRNGKey(3), (N, z0.shape[0]))
+  got = planner.estimate_value(wm, params, SMALL, junk, actions, eps, q_idx, shares=shares)
+  np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+  assert not np.allclose(planner.estimate_value(wm, params, SMALL, junk, actions, eps, q_idx),
+                         ref, atol=1e-3)
+
+
+def test_plan_computes_the_z0_shares_once_and_passes_them(agent, monkeypatch):
+  wm, params = agent
+  seen = []
+  real = planner.estimate_value
+
+  def spy(*args, **kwargs):
+    seen.append(args[8] if len(args) > 8 else kwargs.get('shares'))
+    return real(*args, **kwargs)
+
+  monkeypatch.setattr(planner, 'estimate_value', spy)
+  obs = jnp.sin(jnp.arange(OBS, dtype=jnp.float32))
+  st = planner.init_state(SMALL, ACT)
+  noise = planner.draw_noise(wm, SMALL, jax.random.PRNGKey(0))
+  planner.plan_with_noise.__wrapped__(wm, params, SMALL, st, obs, noise, True, True)
+  assert seen and all(s is not None and s[0].shape == (wm.cfg.mlp_dim,) for s in seen)
