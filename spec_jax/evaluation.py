@@ -24,8 +24,8 @@ COLUMNS = ('mode', 'gate', 'ahead', 'online', 'tau', 'tau_q', 'exec_len', 'horiz
            'step_ms_mean', 'step_ms_median', 'step_ms_p99', 'step_ms_max', 'replan_ms_median',
            'correct_ms_median', 'correct_to_replan_ratio', 'p99_to_plan', 'period_ms',
            'online_labels', 'online_updates', 'fallback_planner', 'on_reject', 'deferred')
-SHORT_COLUMNS = ('mode', 'gate', 'ahead', 'fallback_planner', 'online', 'tau', 'tau_q',
-                 'exec_len', 'return_mean', 'return_std', 'return_median', 'return_q25',
+SHORT_COLUMNS = ('mode', 'gate', 'ahead', 'on_reject', 'fallback_planner', 'online', 'tau',
+                 'tau_q', 'exec_len', 'return_mean', 'return_std', 'return_median', 'return_q25',
                  'return_q75', 'failed', 'ratio', 'ratio_lo', 'ratio_hi', 'planner_calls',
                  'fallbacks', 'deferred', 'step_ms_median', 'step_ms_p99')
 
@@ -206,7 +206,7 @@ def fallback_label(ex: sp.Executor) -> str:
 
 
 def label(ex: sp.Executor, runtime: Runtime = Runtime()) -> str:
-  """'mlp H=3', 'mlp+learned H=3', 'mlp+ahead H=3', 'mlp+ahead+fallback(iterations=1) H=3'
+  """'mlp H=3', 'mlp+learned H=3', 'mlp+ahead H=3', 'mlp+ahead+fallback(1x128) H=3'
   (``reporting.variant`` of the row this executor produces)."""
   row = dict(mode=ex.spec.mode, gate=ex.spec.gate, ahead=int(runtime.plan_ahead),
              fallback_planner=fallback_label(ex), online=int(runtime.online is not None),
@@ -376,6 +376,7 @@ def read_rows(path: str) -> List[Dict[str, Any]]:
       row.setdefault('gate', 'norm')  # files written before gates existed
       row['ahead'] = int(row.get('ahead') or 0)
       row['online'] = int(row.get('online') or 0)
+      row['on_reject'] = row.get('on_reject') or 'replan'  # files from before deferral existed
       rows.append(row)
   return rows
 

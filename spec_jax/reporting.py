@@ -136,13 +136,24 @@ def markdown_table(rows: Sequence[Dict[str, Any]], columns: Sequence[str]) -> st
   return '\n'.join(lines) + '\n'
 
 
+def short_planner(overrides: str) -> str:
+  """'iterations=1,num_samples=64,num_elites=8' -> '1x64' (iterations x samples, the size of
+  a plan); other override strings are returned as they are."""
+  kv = dict(p.split('=', 1) for p in overrides.split(',') if '=' in p)
+  if {'iterations', 'num_samples'} <= set(kv):
+    return f"{kv['iterations']}x{kv['num_samples']}"
+  return overrides
+
+
 def variant(r: Dict[str, Any]) -> str:
   """Executor variant of a row: mode, '+learned' for the learned gate, '+ahead' for
   plan-ahead, '+defer' when rejected steps correct instead of waiting (on_reject 'defer'),
-  '+fallback(iterations=1)' for a cheaper fallback planner, e.g. 'mlp+learned+ahead'."""
+  '+fallback(1x64)' for a cheaper fallback planner (iterations x samples; the full overrides
+  are in the row's fallback_planner column), e.g. 'mlp+learned+ahead'."""
   learned = '+learned' if r.get('gate') == 'learned' else ''
   flag = lambda k, name: name if r.get(k) not in (None, '', 0, 0.0, '0') else ''
-  fb = f"+fallback({r['fallback_planner']})" if r.get('fallback_planner') else ''
+  fb = (f"+fallback({short_planner(str(r['fallback_planner']))})"
+        if r.get('fallback_planner') else '')
   defer = '+defer' if r.get('on_reject') == 'defer' else ''
   return (f"{r.get('mode')}{learned}{flag('ahead', '+ahead')}{defer}{fb}"
           f"{flag('online', '+online')}")
@@ -186,7 +197,9 @@ def plot_return_vs_calls(rows: Sequence[Dict[str, Any]], path: str, title: str =
       ax.plot([PAPER_POINT['calls_frac'] * base['planner_calls']],
               [PAPER_POINT['return_frac'] * base['return_median']], 'k*', ms=12,
               label=PAPER_POINT['label'])
-  ax.set_xlabel('planner calls per episode')
+  ahead = any(r.get('ahead') not in (None, '', 0, 0.0, '0') for r in rows)
+  ax.set_xlabel('blocking planner calls per episode (plans made ahead not counted)' if ahead
+                else 'planner calls per episode')
   ax.set_ylabel('episode return')
   ax.set_title(title or 'return vs planner calls')
   ax.grid(alpha=0.3)

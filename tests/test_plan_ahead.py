@@ -221,7 +221,13 @@ def test_fallback_planner_config_checked_and_reported():
   assert (ex.fallback_planner.iterations, ex.fallback_planner.num_samples) == (1, 16)
   assert ex.fallback_planner.num_elites == PC.num_elites and ex.planner == PC
   assert evaluation.label(ex, evaluation.Runtime(plan_ahead=True)) == (
-      'spec+ahead+fallback(iterations=1,num_samples=16) H=2')
+      'spec+ahead+fallback(1x16) H=2')
+  assert evaluation.fallback_label(ex) == 'iterations=1,num_samples=16'
+  pts = evaluation.grid([dict(modes=('spec',), exec_lens=(2,), taus=(0.5,), plan_ahead=True,
+                              fallback_planner=dict(num_elites=2))], None)
+  ex, _, _ = evaluation.executor_for(pts[1], toy.ToyModel(), PC, PC, {})
+  assert evaluation.label(ex, evaluation.Runtime(plan_ahead=True)) == (
+      'spec+ahead+fallback(num_elites=2) H=2')
 
 
 def test_timed_episodes_compile_nothing_after_the_warm_up():
