@@ -15,6 +15,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.lr = 3e-4
   c.lam = 0.1               # residual regulariser weight
   c.holdout = 0.1           # fraction of teacher EPISODES held out
+  c.task_id = -1            # multitask exports: the task's index (-1: the export's)
   c.planner = ml_collections.ConfigDict()  # planner overrides, e.g. horizon=6
   c.storage_dtype = 'float32'
   return c

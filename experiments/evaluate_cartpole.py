@@ -7,6 +7,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.seed = 100              # evaluation episode seeds start here (unseen in training)
   c.episodes = 10
   c.episode_length = 0      # 0: the export's
+  c.task_id = -1            # multitask exports: the task's index (-1: the export's)
   # Each block: modes x exec_lens x (taus + tau_quantiles); the baseline runs once, first.
   # tau_quantiles are resolved on the mismatch distribution stored by launch/distill.py.
   c.blocks = (dict(modes=('spec', 'mlp', 'transformer'), exec_lens=(3,), taus=(0.5,),

@@ -18,6 +18,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.seed = 100              # evaluation seeds 100..109: never used in training (seed 1)
   c.episodes = 10
   c.episode_length = 0
+  c.task_id = -1            # multitask exports: the task's index (-1: the export's)
   c.blocks = (
       dict(modes=('spec', 'mlp', 'transformer'), exec_lens=(3,), taus=(0.5,), tau_quantiles=()),
       dict(modes=('spec',), exec_lens=(3, 6, 2, 4, 5), taus=(INF,), tau_quantiles=()),

@@ -12,6 +12,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.seed = 100
   c.episodes = 3
   c.episode_length = 250
+  c.task_id = -1            # multitask exports: the task's index (-1: the export's)
   c.blocks = (dict(modes=('spec',), exec_lens=(3,), taus=(INF,), tau_quantiles=()),
               dict(modes=('spec', 'mlp', 'transformer'), exec_lens=(3,), taus=(0.5,),
                    tau_quantiles=()))

@@ -39,11 +39,11 @@ class Dataset(NamedTuple):
 
 @functools.partial(jax.jit, static_argnames=('ex',))
 def _collect_step(ex: sp.Executor, params: sp.ExecParams, state, teacher_pstate, obs, key, t0,
-                  teacher_prob):
+                  teacher_prob, task=None):
   spec_key, teacher_key, coin_key = jax.random.split(key, 3)
-  a_exec, state, info = sp.step(ex, params, state, obs, spec_key, jnp.inf, t0)
+  a_exec, state, info = sp.step(ex, params, state, obs, spec_key, jnp.inf, t0, task=task)
   teacher, teacher_pstate = planner_lib.plan(ex.model, params.model, ex.planner, teacher_pstate,
-                                             obs, teacher_key, t0, True)
+                                             obs, teacher_key, t0, True, task=task)
   use_teacher = (~info.replanned) & (jax.random.uniform(coin_key) < teacher_prob)
   action = jnp.where(use_teacher, teacher.action, a_exec)
   return action, state, teacher_pstate, info, teacher.action
@@ -52,7 +52,7 @@ def _collect_step(ex: sp.Executor, params: sp.ExecParams, state, teacher_pstate,
 def collect(model, params, planner_cfg, env, episodes: int, key: jax.Array, history: int = 4,
             teacher_prob: float = 0.5, log_fn=None, corrector=None,
             env_for_episode: Optional[Callable[[int], Any]] = None,
-            first_episode: int = 0) -> Tuple[Dataset, Dict[str, float]]:
+            first_episode: int = 0, task: Optional[int] = None) -> Tuple[Dataset, Dict[str, float]]:
   """Rolls out ``episodes`` host-env episodes and returns (Dataset, stats).
 
   Args:
@@ -61,6 +61,7 @@ def collect(model, params, planner_cfg, env, episodes: int, key: jax.Array, hist
     env_for_episode: optional ep -> env (e.g. randomised mass/friction per episode); default
       ``env`` for every episode.
     first_episode: id of the first episode (ids must stay unique when datasets are merged).
+    task: the task id of a multitask model (its env seen through ``envs.task_view``).
   """
   cor, cparams = corrector if corrector is not None else (None, None)
   mode = cor.cfg.kind if cor is not None else 'spec'
@@ -76,7 +77,7 @@ def collect(model, params, planner_cfg, env, episodes: int, key: jax.Array, hist
     while not done:
       key, step_key = jax.random.split(key)
       action, state, teacher_pstate, info, a_teacher = _collect_step(
-          ex, xp, state, teacher_pstate, jnp.asarray(obs), step_key, t == 0, teacher_prob)
+          ex, xp, state, teacher_pstate, jnp.asarray(obs), step_key, t == 0, teacher_prob, task)
       if bool(info.nonfinite):
         raise ValueError(f'non-finite observation or action in teacher rollout: episode {ep}, '
                          f'step {t}')
@@ -253,7 +254,8 @@ def load_dataset(path: str) -> Dataset:
     return Dataset(*[jnp.asarray(f[k]) for k in Dataset._fields])
 
 
-def _dagger(cfg, model, params, pcfg, env, env_for, data, trained, report, key, log_fn):
+def _dagger(cfg, model, params, pcfg, env, env_for, data, trained, report, key, log_fn,
+            task=None):
   """``cfg.dagger_rounds`` rounds per trained corrector: roll out the CORRECTED executor
   (``cfg.dagger_episodes`` episodes), relabel the visited states with the teacher, add them to
   that corrector's data and retrain it from scratch. Held-out metrics per round in the report."""
@@ -264,7 +266,7 @@ def _dagger(cfg, model, params, pcfg, env, env_for, data, trained, report, key, 
       new, st = collect(model, params, pcfg, env, episodes, jax.random.fold_in(key, 100 + r),
                         cfg.history, cfg.teacher_prob, log_fn=log_fn, corrector=trained[kind],
                         env_for_episode=env_for,
-                        first_episode=int(np.max(np.asarray(kind_data.episode))) + 1)
+                        first_episode=int(np.max(np.asarray(kind_data.episode))) + 1, task=task)
       kind_data = merge(kind_data, new)
       cor = trained[kind][0]
       cparams, metrics = train(cor, kind_data, jax.random.fold_in(key, 1), cfg.steps,
@@ -296,10 +298,13 @@ def run(cfg, export_dir: str, workdir: str) -> Dict[str, Any]:
   model, params, pcfg, kept, meta = checkpoint.load_with_correctors(export_dir)
   pcfg = dataclasses.replace(pcfg, **dict(cfg.get('planner', {}) or {}))
   extra = dict(meta['extra'])
-  make = functools.partial(envs.make, envs.export_backend(extra, cfg.get('backend', '')),
-                           extra['task'], need=envs.HOST,
-                           action_repeat=extra['action_repeat'],
-                           episode_length=extra['episode_length'])
+  from spec_jax.envs import task_view
+  task = task_view.task_of(model, extra, cfg.get('task_id', -1))
+  make_base = functools.partial(envs.make, envs.export_backend(extra, cfg.get('backend', '')),
+                                extra['task'], need=envs.HOST,
+                                action_repeat=extra['action_repeat'],
+                                episode_length=extra['episode_length'])
+  make = lambda **kw: task_view.for_model(model, make_base(**kw), extra, task)[0]
   env = make(seed=cfg.seed)
   # e.g. {'mass': (0.7, 1.3)}: robust data, each episode with its own scales and start
   env_for = episode_envs(make, dict(cfg.get('randomize', {}) or {}), cfg.seed)
@@ -310,12 +315,13 @@ def run(cfg, export_dir: str, workdir: str) -> Dict[str, Any]:
     stats = dict(collect_return=float('nan'), tuples=int(data.d.shape[0]), dataset=cfg.dataset)
   else:
     data, stats = collect(model, params, pcfg, env, cfg.episodes, key, cfg.history,
-                          cfg.teacher_prob, log_fn=logging.info, env_for_episode=env_for)
+                          cfg.teacher_prob, log_fn=logging.info, env_for_episode=env_for,
+                          task=task)
     np.savez_compressed(os.path.join(workdir, 'dataset.npz'),
                         **{k: np.asarray(v) for k, v in data._asdict().items()})
   trained, report = _train_kinds(cfg, model, data, key, logging.info)
   trained = _dagger(cfg, model, params, pcfg, env, env_for, data, trained, report, key,
-                    logging.info)
+                    logging.info, task)
   report.update(collect=stats, kinds=tuple(cfg.kinds), kept=sorted(set(kept) - set(trained)),
                 planner=dataclasses.asdict(pcfg))
   correctors = {**kept, **trained}

@@ -66,11 +66,13 @@ def _label(ex, online_state, state, info, action, t):
 
 
 def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, seed: int, tau,
-                runtime: Runtime = Runtime(), log_fn=None, online_state=None) -> Dict[str, Any]:
+                runtime: Runtime = Runtime(), log_fn=None, online_state=None,
+                task: Optional[int] = None) -> Dict[str, Any]:
   """One host-loop episode; per-step decision latency = observation in -> action out (wall
   clock, including any wait for a ready plan). Steps whose input was non-finite (SAFE_ACTION
   emitted) are reported with their step index. With ``runtime.online`` the corrector adapts
-  from ``online_state`` on (``online.init``) and the result has the new ``online_state``."""
+  from ``online_state`` on (``online.init``) and the result has the new ``online_state``.
+  ``task``: the task id of a multitask model (its env seen through ``envs.task_view``)."""
   ahead_dev = _devices()[1]
   ahead_params = jax.device_put(params, ahead_dev) if runtime.plan_ahead else None
   put = _committed
@@ -87,7 +89,7 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
     ready = put(pending) if use_ready else empty
     offered += int(use_ready)
     action, state, info = sp.step(ex, step_params, state, jnp.asarray(obs), step_key, tau, t == 0,
-                                  ready)
+                                  ready, task=task)
     action = np.asarray(action)
     step_ms.append(1e3 * (time.perf_counter() - start))
     replanned.append(bool(info.replanned))
@@ -104,9 +106,11 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
     if rescue:
       pending = sp.rescue_plan(ex, ahead_params, jax.device_put(state, ahead_dev),
                                jax.device_put(info.z_real, ahead_dev),
-                               jax.device_put(jnp.asarray(action), ahead_dev), ahead_key)
+                               jax.device_put(jnp.asarray(action), ahead_dev), ahead_key,
+                               task=task)
     elif runtime.plan_ahead and (replanned[-1] or bool(info.adopted)):
-      pending = sp.plan_ahead(ex, ahead_params, jax.device_put(state, ahead_dev), ahead_key)
+      pending = sp.plan_ahead(ex, ahead_params, jax.device_put(state, ahead_dev), ahead_key,
+                              task=task)
     ahead_calls += int(runtime.plan_ahead and (rescue or replanned[-1] or bool(info.adopted)))
     if bool(info.nonfinite):
       bad_steps.append(t)
@@ -142,24 +146,25 @@ def _latency_stats(eps) -> Dict[str, float]:
 
 def evaluate_mode(ex: sp.Executor, params: sp.ExecParams, env, tau: float, episodes: int,
                   key: jax.Array, seed: int = 0, log_fn=None, tau_q: float = float('nan'),
-                  runtime: Runtime = Runtime()) -> Dict[str, Any]:
+                  runtime: Runtime = Runtime(), task: Optional[int] = None) -> Dict[str, Any]:
   """Runs ``episodes`` episodes of one executor on seeds seed, seed+1, ... (the same seeds and
   step keys for every mode: results pair per seed). Returns a summary row (see COLUMNS) with
-  the per-episode ``returns`` list; ``reporting.add_robust_stats`` adds medians and pairing."""
+  the per-episode ``returns`` list; ``reporting.add_robust_stats`` adds medians and pairing.
+  ``task``: the task id of a multitask model."""
   init = sp.init_state(ex)
   # Compile both cond branches (and plan-ahead) before timing anything.
   jax.block_until_ready(sp.step(ex, _committed(params), _committed(init),
                                 jnp.zeros(ex.model.cfg.obs_dim), key, tau, True,
-                                _committed(sp.no_ready(ex)))[0])
+                                _committed(sp.no_ready(ex)), task=task)[0])
   if runtime.plan_ahead:
     ahead_dev = _devices()[1]
     jax.block_until_ready(sp.plan_ahead(ex, jax.device_put(params, ahead_dev),
                                         jax.device_put(init, ahead_dev),
-                                        jax.device_put(key, ahead_dev)))
+                                        jax.device_put(key, ahead_dev), task=task))
     if ex.spec.on_reject == 'defer':
       z, a = jnp.zeros(ex.model.cfg.latent_dim), jnp.zeros(ex.model.cfg.action_dim)
       jax.block_until_ready(sp.rescue_plan(ex, *jax.device_put((params, init, z, a, key),
-                                                               ahead_dev)))
+                                                               ahead_dev), task=task))
   eps = []
   ostate = None
   if runtime.online is not None:
@@ -168,7 +173,7 @@ def evaluate_mode(ex: sp.Executor, params: sp.ExecParams, env, tau: float, episo
     ostate = online_lib.init(runtime.online, ex.corrector, params.corrector)
   for ep in range(episodes):
     eps.append(run_episode(ex, params, env, jax.random.fold_in(key, ep), seed + ep, tau,
-                           runtime, log_fn, ostate))
+                           runtime, log_fn, ostate, task))
     ostate = eps[-1]['online_state']
     if log_fn:
       log_fn(f'{label(ex, runtime)} tau={tau:.4g} episode {ep + 1}/{episodes}: return '
@@ -309,10 +314,12 @@ def evaluate_grid(model, params, base_planner, spec_planner, correctors: Dict[st
                   points: Sequence[Point], episodes: int, key: jax.Array, seed: int,
                   log_fn=None, acceptance: Optional[Dict[str, Any]] = None,
                   period_ms: float = 0.0,
-                  online: Optional[online_lib.OnlineConfig] = None) -> List[Dict[str, Any]]:
+                  online: Optional[online_lib.OnlineConfig] = None,
+                  task: Optional[int] = None) -> List[Dict[str, Any]]:
   """Evaluates every point on the same episode seeds: the baseline with ``base_planner`` (the
   horizon the model was trained with), speculative modes with ``spec_planner`` (whose horizon
-  must be >= every exec_len). ``correctors`` / ``acceptance`` map mode -> (module, params)."""
+  must be >= every exec_len). ``correctors`` / ``acceptance`` map mode -> (module, params);
+  ``task``: the task id of a multitask model."""
   rows = []
   for p in points:
     ex, cparams, hparams = executor_for(p, model, base_planner, spec_planner, correctors,
@@ -321,7 +328,7 @@ def evaluate_grid(model, params, base_planner, spec_planner, correctors: Dict[st
                               key, seed, log_fn=log_fn, tau_q=p.tau_q,
                               runtime=Runtime(p.plan_ahead, period_ms,
                                               (online or online_lib.OnlineConfig())
-                                              if p.online else None)))
+                                              if p.online else None), task=task))
   return rows
 
 
@@ -343,6 +350,8 @@ def run(cfg, export_dir: str, workdir: str):
                   need=envs.HOST, action_repeat=extra['action_repeat'],
                   episode_length=cfg.get('episode_length', 0) or extra['episode_length'],
                   model_scale=dict(cfg.get('model_scale', {}) or {}) or None)
+  from spec_jax.envs import task_view
+  env, task = task_view.for_model(model, env, extra, cfg.get('task_id', -1))
   points = grid([dict(b) for b in cfg.blocks], extra.get('mismatch_quantiles'),
                 baseline=cfg.get('baseline', True))
   logging.info('%d configurations x %d episodes (seeds %d..%d); devices %s', len(points),
@@ -353,7 +362,8 @@ def run(cfg, export_dir: str, workdir: str):
     rows += evaluate_grid(model, params, base_pcfg, spec_pcfg, cors, env, [p], cfg.episodes,
                           jax.random.PRNGKey(cfg.seed), cfg.seed, log_fn=logging.info,
                           acceptance=heads, period_ms=float(cfg.get('period_ms', 0.0)),
-                          online=online_lib.OnlineConfig(**dict(cfg.get('online', {}) or {})))
+                          online=online_lib.OnlineConfig(**dict(cfg.get('online', {}) or {})),
+                          task=task)
     paths = write_outputs(rows, workdir, title=title)
     logging.info('point %d/%d done: %s', i + 1, len(points), reporting.point_label(rows[-1]))
   return rows, paths

@@ -335,33 +335,50 @@ def step(ex: Executor, params: ExecParams, state: SpecState, obs: jax.Array, key
   return _finish(state, v, out)
 
 
-def _verify_and_correct_batch(ex: Executor, params: ExecParams, state, obs, tau, t0):
+def _batch_task(ex: Executor, task, B: int):
+  """task [] or [B] int -> [B] (multitask models), None for single-task models; checked."""
+  if getattr(ex.model.cfg, 'multitask', False) != (task is not None):
+    raise ValueError('batched step: a multitask model needs task=<id or [B] ids>; a single-task '
+                     'model takes none')
+  return None if task is None else jnp.broadcast_to(jnp.asarray(task, jnp.int32), (B,))
+
+
+def _verify_and_correct_batch(ex: Executor, params: ExecParams, state, obs, tau, t0, task=None):
   """Shared prelude of the batched steps: checks, per-env verdicts and corrected outputs."""
   chex.assert_rank(obs, 2)
   B = obs.shape[0]
   tau = jnp.broadcast_to(jnp.asarray(tau, jnp.float32), (B,))
   t0 = jnp.broadcast_to(jnp.asarray(t0, bool), (B,))
-  v = jax.vmap(lambda s, o, tt, t: _verify(ex, params, s, o, tt, t, None))(state, obs, tau, t0)
+  task = _batch_task(ex, task, B)
+  v = jax.vmap(lambda s, o, tt, t, c: _verify(ex, params, s, o, tt, t, None, c),
+               in_axes=(0, 0, 0, 0, None if task is None else 0))(state, obs, tau, t0, task)
   corrected = jax.vmap(lambda vv: _correct_branch(ex, params, vv))(v)
-  return B, t0, v, corrected
+  return B, t0, v, corrected, task
+
+
+def _replan_batch(ex: Executor, params: ExecParams, state, v, obs, keys, t0, task):
+  """``_replan_branch`` vmapped over the leading axis of every argument (task: [B] or None)."""
+  fn = lambda s, vv, o, k, t, c: _replan_branch(ex, params, s, vv, o, k, t, c)
+  return jax.vmap(fn, in_axes=(0, 0, 0, 0, 0, None if task is None else 0))(
+      state, v, obs, keys, t0, task)
 
 
 @functools.partial(jax.jit, static_argnames=('ex',))
 def step_batch_shared(ex: Executor, params: ExecParams, state: SpecState, obs: jax.Array,
-                      keys: jax.Array, tau, t0):
+                      keys: jax.Array, tau, t0, task=None):
   """Batched step for B environments with ONE lax.cond over the batch: the (vmapped) planner
   runs only when at least one environment must replan, and its result is kept only for those.
 
   ``vmap(step)`` turns the per-env cond into a select that plans at every step; this variant
   skips planning on the steps where every environment corrects, which is what makes large
-  vectorised sweeps cheap. state [B, ...], obs [B, O], keys [B, 2], tau [] or [B], t0 [B].
-  Same results as ``step`` per environment (up to batched float rounding).
+  vectorised sweeps cheap. state [B, ...], obs [B, O], keys [B, 2], tau [] or [B], t0 [B],
+  task [] or [B] (multitask models only). Same results as ``step`` per environment (up to
+  batched float rounding).
   """
-  B, t0, v, corrected = _verify_and_correct_batch(ex, params, state, obs, tau, t0)
+  B, t0, v, corrected, task = _verify_and_correct_batch(ex, params, state, obs, tau, t0, task)
 
   def with_plan():
-    planned = jax.vmap(lambda s, vv, o, k, t: _replan_branch(ex, params, s, vv, o, k, t))(
-        state, v, obs, keys, t0)
+    planned = _replan_batch(ex, params, state, v, obs, keys, t0, task)
     pick = lambda p, c: jnp.where(v.replan.reshape((B,) + (1,) * (p.ndim - 1)), p, c)
     return jax.tree_util.tree_map(pick, planned, corrected)
 
@@ -369,12 +386,14 @@ def step_batch_shared(ex: Executor, params: ExecParams, state: SpecState, obs: j
   return jax.vmap(_finish)(state, v, out)
 
 
-def step_batch(ex: Executor, params: ExecParams, state, obs, keys, tau, t0):
+def step_batch(ex: Executor, params: ExecParams, state, obs, keys, tau, t0, task=None):
   """``step`` vmapped over environments: state [B, ...], obs [B, O], keys [B, 2], t0 [B];
-  tau a scalar (shared) or [B]."""
+  tau a scalar (shared) or [B]; task [] or [B] (multitask models only)."""
   tau = jnp.asarray(tau, jnp.float32)
-  fn = lambda s, o, k, tt, t: step(ex, params, s, o, k, tt, t)
-  return jax.vmap(fn, in_axes=(0, 0, 0, 0 if tau.ndim else None, 0))(state, obs, keys, tau, t0)
+  task = _batch_task(ex, task, obs.shape[0])
+  fn = lambda s, o, k, tt, t, c: step(ex, params, s, o, k, tt, t, task=c)
+  return jax.vmap(fn, in_axes=(0, 0, 0, 0 if tau.ndim else None, 0,
+                               None if task is None else 0))(state, obs, keys, tau, t0, task)
 
 
 def batch_state(state: SpecState, batch: int) -> SpecState:
@@ -391,15 +410,16 @@ def capacities(batch: int) -> Tuple[int, ...]:
   return tuple(caps) + (batch,)
 
 
-def _plan_compact(ex: Executor, params: ExecParams, state, v, obs, keys, t0, replan, cap):
+def _plan_compact(ex: Executor, params: ExecParams, state, v, obs, keys, t0, replan, cap,
+                  task=None):
   """Plans the first ``cap`` replanning environments only (gather -> plan_batch-sized vmap ->
   scatter). Returns per-env replan outputs [B, ...] (garbage where ~replan)."""
   B = obs.shape[0]
   idx = jnp.nonzero(replan, size=cap, fill_value=0)[0]                     # [cap]
   take = lambda x: x[idx]
-  sub = jax.vmap(lambda s, vv, o, k, t: _replan_branch(ex, params, s, vv, o, k, t))(
-      jax.tree_util.tree_map(take, state), jax.tree_util.tree_map(take, v), obs[idx], keys[idx],
-      t0[idx])
+  sub = _replan_batch(ex, params, jax.tree_util.tree_map(take, state),
+                      jax.tree_util.tree_map(take, v), obs[idx], keys[idx], t0[idx],
+                      None if task is None else task[idx])
   valid = jnp.arange(cap) < jnp.sum(replan)
   scatter_idx = jnp.where(valid, idx, B)   # out-of-range rows are dropped by the scatter
   def put(x):
@@ -410,24 +430,25 @@ def _plan_compact(ex: Executor, params: ExecParams, state, v, obs, keys, t0, rep
 
 @functools.partial(jax.jit, static_argnames=('ex',))
 def step_batch_compact(ex: Executor, params: ExecParams, state: SpecState, obs: jax.Array,
-                       keys: jax.Array, tau, t0):
+                       keys: jax.Array, tau, t0, task=None):
   """Batched step whose planner cost scales with the environments that REPLAN: they are
   gathered into a compact sub-batch whose size is the smallest power of two >= their number
   (``capacities``, chosen by lax.switch; no planner at all when none replans), planned, and
   scattered back. ``vmap(step)`` plans all B every step; ``step_batch_shared`` plans all B
   whenever any replans. Same per-environment results as ``step``.
 
-  Args: state [B, ...], obs [B, O], keys [B, 2], tau [] or [B], t0 [] or [B].
+  Args: state [B, ...], obs [B, O], keys [B, 2], tau [] or [B], t0 [] or [B], task [] or [B]
+    (multitask models only: each environment's task id).
   Returns: (action [B, A], SpecState [B, ...], StepInfo [B, ...]).
   """
-  B, t0, v, corrected = _verify_and_correct_batch(ex, params, state, obs, tau, t0)
+  B, t0, v, corrected, task = _verify_and_correct_batch(ex, params, state, obs, tau, t0, task)
   caps = capacities(B)
   n = jnp.sum(v.replan.astype(jnp.int32))
   # branch 0: nobody replans; branch i >= 1: capacity caps[i - 1] >= n.
   branch = jnp.where(n == 0, 0, 1 + capacity_index(n, caps))
   def planned(cap):
     def fn():
-      p = _plan_compact(ex, params, state, v, obs, keys, t0, v.replan, cap)
+      p = _plan_compact(ex, params, state, v, obs, keys, t0, v.replan, cap, task)
       pick = lambda a, b: jnp.where(v.replan.reshape((B,) + (1,) * (a.ndim - 1)), a, b)
       return jax.tree_util.tree_map(pick, p, corrected)
     return fn
