@@ -8,11 +8,12 @@ evaluation.png (median return with IQR vs planner calls, every point labelled).
 """
 import os
 
-# Plan-ahead runs on a second device while the host steps the simulator: on a CPU-only
-# machine expose two host devices (set before jax is imported; no effect on accelerators).
+# Plan-ahead runs on a second device while the host steps the simulator, rescue plans
+# (on_reject 'defer') on a third: on a CPU-only machine expose three host devices (set before
+# jax is imported; no effect on accelerators).
 if 'xla_force_host_platform_device_count' not in os.environ.get('XLA_FLAGS', ''):
   os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
-                             ' --xla_force_host_platform_device_count=2').strip()
+                             ' --xla_force_host_platform_device_count=3').strip()
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags

@@ -43,11 +43,14 @@ class Runtime(NamedTuple):
 
 
 def _devices():
-  """(step device, plan-ahead device): two devices when available (CPU: run with
-  XLA_FLAGS=--xla_force_host_platform_device_count=2), otherwise one (plan-ahead then queues
-  behind the steps on that device and hides nothing)."""
+  """(step device, plan-ahead device, rescue device): three devices when available (CPU: run
+  with XLA_FLAGS=--xla_force_host_platform_device_count=3, as launch/evaluate.py does), so a
+  rescue plan (on_reject 'defer') never queues behind a plan-ahead still running for the queue
+  it replaces (a device runs one computation at a time); with two, rescue plans share the
+  plan-ahead device; with one, everything queues behind the steps and nothing is hidden."""
   devs = jax.local_devices()
-  return devs[0], devs[1] if len(devs) > 1 else devs[0]
+  pick = lambda i: devs[min(i, len(devs) - 1)]
+  return pick(0), pick(1), pick(2)
 
 
 def _committed(x):
@@ -73,8 +76,10 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
   emitted) are reported with their step index. With ``runtime.online`` the corrector adapts
   from ``online_state`` on (``online.init``) and the result has the new ``online_state``.
   ``task``: the task id of a multitask model (its env seen through ``envs.task_view``)."""
-  ahead_dev = _devices()[1]
+  _, ahead_dev, rescue_dev = _devices()
   ahead_params = jax.device_put(params, ahead_dev) if runtime.plan_ahead else None
+  rescue_params = (jax.device_put(params, rescue_dev)
+                   if runtime.plan_ahead and ex.spec.on_reject == 'defer' else None)
   put = _committed
   obs, done, t, ret = env.reset(seed=seed), False, 0, 0.0
   state, empty, pending = put(sp.init_state(ex)), put(sp.no_ready(ex)), None
@@ -101,16 +106,14 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
                                              jax.random.fold_in(step_key, 2))
       params = params._replace(corrector=online_state.params)
       step_params = put(params)
-    ahead_key = jax.device_put(jax.random.fold_in(step_key, 1), ahead_dev)
+    ahead_key = jax.random.fold_in(step_key, 1)
     rescue = runtime.plan_ahead and bool(info.deferred)
     if rescue:
-      pending = sp.rescue_plan(ex, ahead_params, jax.device_put(state, ahead_dev),
-                               jax.device_put(info.z_real, ahead_dev),
-                               jax.device_put(jnp.asarray(action), ahead_dev), ahead_key,
-                               task=task)
+      pending = sp.rescue_plan(ex, rescue_params, *jax.device_put(
+          (state, info.z_real, jnp.asarray(action), ahead_key), rescue_dev), task=task)
     elif runtime.plan_ahead and (replanned[-1] or bool(info.adopted)):
-      pending = sp.plan_ahead(ex, ahead_params, jax.device_put(state, ahead_dev), ahead_key,
-                              task=task)
+      pending = sp.plan_ahead(ex, ahead_params, jax.device_put(state, ahead_dev),
+                              jax.device_put(ahead_key, ahead_dev), task=task)
     ahead_calls += int(runtime.plan_ahead and (rescue or replanned[-1] or bool(info.adopted)))
     if bool(info.nonfinite):
       bad_steps.append(t)
@@ -157,14 +160,14 @@ def evaluate_mode(ex: sp.Executor, params: sp.ExecParams, env, tau: float, episo
                                 jnp.zeros(ex.model.cfg.obs_dim), key, tau, True,
                                 _committed(sp.no_ready(ex)), task=task)[0])
   if runtime.plan_ahead:
-    ahead_dev = _devices()[1]
+    _, ahead_dev, rescue_dev = _devices()
     jax.block_until_ready(sp.plan_ahead(ex, jax.device_put(params, ahead_dev),
                                         jax.device_put(init, ahead_dev),
                                         jax.device_put(key, ahead_dev), task=task))
     if ex.spec.on_reject == 'defer':
       z, a = jnp.zeros(ex.model.cfg.latent_dim), jnp.zeros(ex.model.cfg.action_dim)
       jax.block_until_ready(sp.rescue_plan(ex, *jax.device_put((params, init, z, a, key),
-                                                               ahead_dev), task=task))
+                                                               rescue_dev), task=task))
   eps = []
   ostate = None
   if runtime.online is not None:
