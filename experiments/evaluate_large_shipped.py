@@ -4,8 +4,8 @@ from spec_jax import builders
 
 
 def get_config():
-  c = builders.config_module(__file__, 'evaluate_large.py').get_config()
+  base = builders.config_module(__file__, 'evaluate_large.py')
+  c = base.get_config()
   c.baseline = False
-  c.blocks = (dict(modes=('mlp',), exec_lens=(3,), taus=builders.config_module(
-      __file__, 'evaluate_large.py').TAUS, tau_quantiles=()),)
+  c.blocks = (dict(modes=('mlp',), exec_lens=(3,), taus=base.TAUS, tau_quantiles=()),)
   return c

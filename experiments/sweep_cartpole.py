@@ -16,6 +16,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.seeds = (0, 1)
   c.episodes = 2            # per seed
   c.episode_length = 0      # 0: the export's episode length
+  c.task_id = -1            # multitask exports: the task's index (-1: the export's)
   c.perturbations = ('none',)  # e.g. ('none', 'friction=0.7', 'mass=1.3', 'friction=0.7+mass=1.3')
   # Multi-host (jax.distributed): coordinator 'host:port', number of processes, this one's id.
   c.coordinator = ''

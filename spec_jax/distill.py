@@ -94,7 +94,8 @@ def collect(model, params, planner_cfg, env, episodes: int, key: jax.Array, hist
     raise ValueError('no speculative steps collected (horizon 1?)')
   # Stack on the host: jnp.stack over ~10^4 device arrays compiles one concatenate with that
   # many operands (minutes at 12k tuples).
-  data = Dataset(*[jnp.asarray(np.stack([np.asarray(r[i]) for r in rows]))
+  rows = jax.device_get(rows)
+  data = Dataset(*[jnp.asarray(np.stack([r[i] for r in rows]))
                    for i in range(len(Dataset._fields))])
   return data, dict(collect_return=float(np.mean(returns)), tuples=len(rows))
 

@@ -16,6 +16,9 @@ from spec_jax import online as online_lib
 from spec_jax import reporting
 from spec_jax import speculation as sp
 
+# ahead_calls: plans made ahead per episode (plan-ahead and rescue plans); ready_accept: the
+# fraction of offered ready plans (both kinds) the gate accepted; deferred: rejections that
+# corrected instead of waiting (on_reject 'defer'; fallbacks counts only gate-forced replans).
 COLUMNS = ('mode', 'gate', 'ahead', 'online', 'tau', 'tau_q', 'exec_len', 'horizon', 'episodes',
            'return_mean', 'return_std', 'return_median', 'return_q25', 'return_q75', 'failed',
            'fail_below', 'ratio', 'ratio_lo', 'ratio_hi', 'diff_mean', 'diff_median',
@@ -76,6 +79,9 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
   emitted) are reported with their step index. With ``runtime.online`` the corrector adapts
   from ``online_state`` on (``online.init``) and the result has the new ``online_state``.
   ``task``: the task id of a multitask model (its env seen through ``envs.task_view``)."""
+  if ex.spec.on_reject == 'defer' and not runtime.plan_ahead:
+    raise ValueError("on_reject='defer' needs Runtime(plan_ahead=True): without rescue plans a "
+                     'rejected step would continue its queue (the gate off)')
   _, ahead_dev, rescue_dev = _devices()
   ahead_params = jax.device_put(params, ahead_dev) if runtime.plan_ahead else None
   rescue_params = (jax.device_put(params, rescue_dev)
@@ -116,6 +122,7 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
                               jax.device_put(ahead_key, ahead_dev), task=task)
     ahead_calls += int(runtime.plan_ahead and (rescue or replanned[-1] or bool(info.adopted)))
     if bool(info.nonfinite):
+      pending, rescue = None, False     # made for a state the step did not keep
       bad_steps.append(t)
       if log_fn:
         log_fn(f'non-finite observation/latent/action at episode seed {seed}, step {t}: '

@@ -174,7 +174,7 @@ def plan_flops(model_cfg: config_lib.ModelConfig, cfg: config_lib.PlannerConfig,
   c = model_cfg
   zin = c.latent_dim + (c.task_dim if getattr(c, 'multitask', False) else 0)
   z0_part = 2 * (2 * zin * c.mlp_dim)           # dynamics + reward, first layer, z0 rows
-  za, mlp = c.latent_dim + c.action_dim, (c.mlp_dim,) * 2
+  za, mlp = zin + c.action_dim, (c.mlp_dim,) * 2
   enc = _mlp_flops(c.obs_dim, (c.enc_dim,) * max(c.num_enc_layers - 1, 1), c.latent_dim)
   dyn = _mlp_flops(za, mlp, c.latent_dim)
   rew = q = _mlp_flops(za, mlp, c.num_bins)

@@ -136,13 +136,19 @@ def markdown_table(rows: Sequence[Dict[str, Any]], columns: Sequence[str]) -> st
   return '\n'.join(lines) + '\n'
 
 
+_SHORT_KEYS = dict(num_elites='e', num_pi_trajs='pi', temperature='T', horizon='H')
+
+
 def short_planner(overrides: str) -> str:
-  """'iterations=1,num_samples=64,num_elites=8' -> '1x64' (iterations x samples, the size of
-  a plan); other override strings are returned as they are."""
+  """'iterations=1,num_samples=64,num_elites=8' -> '1x64/e8' (iterations x samples, then the
+  other overrides abbreviated), so different planners keep different labels; strings without
+  both iterations and num_samples are returned as they are."""
   kv = dict(p.split('=', 1) for p in overrides.split(',') if '=' in p)
-  if {'iterations', 'num_samples'} <= set(kv):
-    return f"{kv['iterations']}x{kv['num_samples']}"
-  return overrides
+  if not {'iterations', 'num_samples'} <= set(kv):
+    return overrides
+  rest = [f'{_SHORT_KEYS.get(k, k + "=")}{v}' for k, v in kv.items()
+          if k not in ('iterations', 'num_samples')]
+  return '/'.join([f"{kv['iterations']}x{kv['num_samples']}"] + rest)
 
 
 def variant(r: Dict[str, Any]) -> str:

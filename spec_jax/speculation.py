@@ -61,8 +61,9 @@ class SpecConfig:
   rejection probability). on_reject: 'replan' (the paper: a rejected step waits for a fresh
   plan) or 'defer' (a rejected step that has a queue or an offered ready plan to continue
   executes its corrected action now, and the host plans ahead from the one-step prediction of
-  the real latent (``rescue_plan``), offered at the next step; the step then never waits for
-  a plan except at an episode's first step or an exhausted queue with nothing offered)."""
+  the real latent (``rescue_plan``), offered at the next step; only an episode's first step
+  (or an exhausted queue with nothing offered) runs a planner inside the step; the next step
+  waits for the rescue plan only if it is not finished within one control period)."""
   mode: str = 'mlp'
   exec_len: int = 3
   history: int = 4
@@ -142,6 +143,7 @@ class SpecState:
   planner_calls: jax.Array  # [] int32: blocking planner calls (plans the step waited for)
   corrections: jax.Array    # [] int32
   fallbacks: jax.Array      # [] int32: replans forced by the gate (mismatch) with a queue left
+                            #    (on_reject 'defer': none; rejections count in ``deferred``)
   steps: jax.Array          # [] int32
   nonfinite: jax.Array      # [] int32: steps that emitted SAFE_ACTION (non-finite input)
   adopted: jax.Array        # [] int32: ready (plan-ahead) plans the gate accepted
@@ -164,8 +166,10 @@ class StepInfo(NamedTuple):
 
 
 class ReadyPlan(NamedTuple):
-  """A plan made ahead of time from the predicted latent where the queue runs out (plan-ahead):
-  adopted at that step if the gate accepts, with no planner wait."""
+  """A plan made ahead of time: from the predicted latent where the queue runs out
+  (``plan_ahead``, offered at the queue end) or, after a deferred rejection, from the one-step
+  prediction of the real latent (``rescue_plan``, offered at the next step). Adopted if the
+  gate accepts its seed, with no planner wait."""
   actions: jax.Array    # [H, A]
   latents: jax.Array    # [H+1, Z]; latents[0] is the seed z_hat
   prev_mean: jax.Array  # [H, A] the planner state after that plan (warm start)
@@ -248,7 +252,7 @@ def _verify(ex: Executor, params: ExecParams, state, obs, tau, t0, ready, task=N
   # A non-finite input never reaches the planner (its warm start would stay poisoned).
   replan = (t0 | ~keeps_going | (reject & (not defer))) & ~bad
   return _Verdict(z_real, z_hat, d, a_spec, history, valid, replan=replan,
-                  fallback=reject & keeps_going & ~bad, bad_input=bad,
+                  fallback=reject & keeps_going & replan, bad_input=bad,
                   adopt=can_adopt & ~reject & ~replan & ~bad,
                   deferred=reject & keeps_going & ~replan & ~bad, k=k, action_queue=aq,
                   latent_queue=lq, prev_mean=pick(ready.prev_mean, state.planner.prev_mean),
@@ -272,11 +276,13 @@ def _replan_branch(ex: Executor, params: ExecParams, state, v: _Verdict, obs, ke
   return jax.lax.cond(v.fallback, cheap, full)
 
 
-def _correct_branch(ex: Executor, params: ExecParams, v: _Verdict):
+def _correct_branch(ex: Executor, params: ExecParams, v: _Verdict, task=None):
   if not corr_lib.needs_corrector(ex.spec.mode):
     a = v.a_spec
   else:
     a = ex.corrector.correct(params.corrector, v.history, v.valid, v.a_spec)
+    if task is not None:   # multitask: the task's action dimensions only, as the planner's
+      a = a * ex.model.action_mask(task)
   return (a, v.action_queue, v.latent_queue, v.k + 1,
           planner_lib.PlannerState(prev_mean=v.prev_mean))
 
@@ -316,7 +322,8 @@ def step(ex: Executor, params: ExecParams, state: SpecState, obs: jax.Array, key
     obs: [O] observation. key: planner key (used when replanning).
     tau: [] gate threshold (traced: vmap it for sweeps); a distance for gate='norm', a
       rejection probability for gate='learned'. t0: [] bool, first step of an episode.
-    ready: optional ReadyPlan (plan-ahead); adopted at a queue end if the gate accepts.
+    ready: optional ReadyPlan; adopted at a queue end if the gate accepts (on_reject 'defer':
+      at any queue position, and a rejected one is continued, corrected, as the queue).
     task: [] int task id for a multitask model (None: single-task); encoder and planner use it
       (task embedding, action mask, the task's discount).
   Returns:
@@ -331,12 +338,17 @@ def step(ex: Executor, params: ExecParams, state: SpecState, obs: jax.Array, key
   v = _verify(ex, params, state, obs, jnp.asarray(tau, jnp.float32), t0, ready, task)
   out = jax.lax.cond(v.replan,
                      lambda: _replan_branch(ex, params, state, v, obs, key, t0, task),
-                     lambda: _correct_branch(ex, params, v))
+                     lambda: _correct_branch(ex, params, v, task))
   return _finish(state, v, out)
 
 
 def _batch_task(ex: Executor, task, B: int):
-  """task [] or [B] int -> [B] (multitask models), None for single-task models; checked."""
+  """task [] or [B] int -> [B] (multitask models), None for single-task models; checked.
+  Also refuses on_reject 'defer': batched steps get no rescue plans, so a deferred rejection
+  would silently continue its queue (the gate would be off)."""
+  if ex.spec.on_reject == 'defer':
+    raise ValueError("batched steps do not support on_reject='defer' (rescue plans are made by "
+                     "the host loop, evaluation.run_episode with plan-ahead)")
   if getattr(ex.model.cfg, 'multitask', False) != (task is not None):
     raise ValueError('batched step: a multitask model needs task=<id or [B] ids>; a single-task '
                      'model takes none')
@@ -352,7 +364,8 @@ def _verify_and_correct_batch(ex: Executor, params: ExecParams, state, obs, tau,
   task = _batch_task(ex, task, B)
   v = jax.vmap(lambda s, o, tt, t, c: _verify(ex, params, s, o, tt, t, None, c),
                in_axes=(0, 0, 0, 0, None if task is None else 0))(state, obs, tau, t0, task)
-  corrected = jax.vmap(lambda vv: _correct_branch(ex, params, vv))(v)
+  corrected = jax.vmap(lambda vv, c: _correct_branch(ex, params, vv, c),
+                       in_axes=(0, None if task is None else 0))(v, task)
   return B, t0, v, corrected, task
 
 

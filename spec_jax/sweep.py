@@ -42,6 +42,7 @@ class SweepSetup:
   """Everything static about a sweep point except tau and the key (hashable)."""
   env: Any                  # a traced backend (spec_jax.envs: reset_one / step_one, hashable)
   ex: sp.Executor           # model, planner, speculation settings, corrector
+  task: Optional[int] = None  # multitask models: the task id (env seen through TracedTaskView)
 
 
 def episode_fn(setup: SweepSetup, params: sp.ExecParams, tau, key) -> EpisodeStats:
@@ -74,7 +75,7 @@ def _rollout(setup: SweepSetup, params: sp.ExecParams, taus: jax.Array,
     env_state, state, ret, alive, steps, first_bad, evals = carry
     t, k = inp
     action, new_state, info = sp.step_batch_compact(setup.ex, params, state, env_state.obs, k,
-                                                    taus, jnp.full((B,), t == 0))
+                                                    taus, jnp.full((B,), t == 0), setup.task)
     # Environments that terminated (NaN physics) stop counting: their counters are frozen.
     state = jax.tree_util.tree_map(
         lambda n, o: jnp.where(alive.reshape((B,) + (1,) * (n.ndim - 1)), n, o), new_state, state)
@@ -272,6 +273,7 @@ def run(cfg, export_dir: str, workdir: str) -> Dict[str, str]:
   from absl import logging
   from spec_jax import checkpoint
   from spec_jax import envs
+  from spec_jax.envs import task_view
   if cfg.num_processes > 1:
     jax.distributed.initialize(cfg.coordinator, cfg.num_processes, cfg.process_id)
   model, params, pcfg, cors, meta = checkpoint.load_with_correctors(export_dir)
@@ -295,9 +297,10 @@ def run(cfg, export_dir: str, workdir: str) -> Dict[str, str]:
                     impl=cfg.get('impl', ''), action_repeat=extra['action_repeat'],
                     episode_length=cfg.episode_length or extra['episode_length'],
                     model_scale=parse_perturbation(pert))
+    env, task = task_view.traced_for_model(model, env, extra, cfg.get('task_id', -1))
     for h in cfg.horizons:
       scfg = sp.SpecConfig(mode=cfg.mode, exec_len=int(h), history=cor.cfg.history if cor else 4)
-      stats, seconds = timed(sweep, SweepSetup(env, sp.Executor(model, pcfg, scfg, cor)),
+      stats, seconds = timed(sweep, SweepSetup(env, sp.Executor(model, pcfg, scfg, cor), task),
                              sp.ExecParams(params, cparams), taus, keys)
       new = summarize(stats, taus, int(h), cfg.mode, pert)
       for r, (_, tau_q) in zip(new, pairs):

@@ -86,3 +86,41 @@ def test_distillation_collects_multitask_rollouts(mt_agent):
                                 task=task)
   assert stats['tuples'] == 4 and data.a_teacher.shape == (4, 2)    # t0 and t3 replan
   assert all(a.shape == (2,) for a in env.actions)
+
+
+def test_sweep_of_a_multitask_model_through_the_traced_view(mt_agent):
+  from spec_jax import sweep
+  wm, params = mt_agent
+  fake = toy.FakeJaxEnv(obs_dim=3, action_dim=1, episode_length=6)
+  view, task = task_view.traced_for_model(wm, fake, {'task_id': 0})
+  assert (view.spec.obs_dim, view.spec.action_dim) == (5, 2) and hash(view) == hash(view)
+  state = view.reset_one(jax.random.PRNGKey(0))
+  np.testing.assert_array_equal(state.obs[3:], [0, 0])
+  stepped, _ = view.step_one(state, jnp.array([0.5, 0.9]))
+  # The environment got the task's one action entry: obs' = 0.9 obs + 0.1 * 0.5.
+  np.testing.assert_allclose(stepped.obs[:3], 0.9 * state.obs[:3] + 0.05, atol=1e-6)
+  ex = sp.Executor(wm, PC, sp.SpecConfig(mode='spec', exec_len=2))
+  setup = sweep.SweepSetup(view, ex, task)
+  stats = sweep.batched_episodes(setup, sp.ExecParams(params), jnp.array([1e9, 0.0]),
+                                 jax.random.split(jax.random.PRNGKey(1), 2))
+  np.testing.assert_array_equal(stats.planner_calls, [3, 6])   # exec_len 2 vs replan always
+  assert np.all(np.isfinite(np.asarray(stats.ret)))
+  with pytest.raises(ValueError, match='multitask'):
+    sweep.batched_episodes(sweep.SweepSetup(view, ex), sp.ExecParams(params), jnp.array([1e9]),
+                           jax.random.split(jax.random.PRNGKey(1), 1))
+
+
+def test_corrected_actions_keep_the_task_mask(mt_agent):
+  from spec_jax import correctors
+  wm, params = mt_agent
+  cor = correctors.Corrector(correctors.CorrectorConfig(kind='mlp'), 32, 2)
+  cparams = jax.tree_util.tree_map(  # a non-zero output layer: corrections on every dimension
+      lambda x: x + 0.3, cor.init(jax.random.PRNGKey(3)))
+  ex = sp.Executor(wm, PC, sp.SpecConfig(mode='mlp', exec_len=3), cor)
+  xp = sp.ExecParams(params, cparams)
+  obs = jnp.sin(jnp.arange(5.0)).at[3:].set(0.0)
+  _, state, _ = sp.step(ex, xp, sp.init_state(ex), obs, jax.random.PRNGKey(0), 1e9, True, task=0)
+  a, _, info = sp.step(ex, xp, state, obs, jax.random.PRNGKey(1), 1e9, False, task=0)
+  assert not bool(info.replanned) and float(a[1]) == 0.0      # task 0 has one action dimension
+  b, _, _ = sp.step(ex, xp, state, obs, jax.random.PRNGKey(1), 1e9, False, task=1)
+  assert float(b[1]) != 0.0

@@ -254,14 +254,14 @@ def test_deferred_rejection_continues_the_ready_plan_without_a_planner_call():
   obs = z_end + np.array([0.0, 0.42, 0.56], np.float32)   # d = 0.7 > tau = 0.5
   a, s2, info = sp.step(EX_D, XP, state, jnp.asarray(obs), jax.random.PRNGKey(2), 0.5, False,
                         ready)
-  assert bool(info.deferred) and bool(info.fallback)
+  assert bool(info.deferred) and not bool(info.fallback)   # no replan: not a fallback
   assert not bool(info.replanned) and not bool(info.adopted)
   np.testing.assert_allclose(info.d, 0.7, rtol=1e-5)
   np.testing.assert_array_equal(a, actions[0])             # 'spec': the uncorrected a_0
   np.testing.assert_array_equal(s2.action_queue, actions)
   np.testing.assert_array_equal(s2.planner.prev_mean, mean)
   assert int(s2.index) == 1 and int(s2.planner_calls) == 1
-  assert (int(s2.deferred), int(s2.fallbacks), int(s2.adopted)) == (1, 1, 0)
+  assert (int(s2.deferred), int(s2.fallbacks), int(s2.adopted)) == (1, 0, 0)
   # Accepted: adopted as with on_reject='replan', nothing deferred.
   _, s3, info3 = sp.step(EX_D, XP, state, jnp.asarray(z_end), jax.random.PRNGKey(2), 0.5, False,
                          ready)
@@ -328,6 +328,13 @@ def test_defer_config_checked_and_labelled():
     sp.SpecConfig(on_reject='wait')
   with pytest.raises(ValueError, match='plan_ahead'):
     evaluation.grid([dict(modes=('spec',), exec_lens=(2,), taus=(0.5,), on_reject='defer')], None)
+  # Without rescue plans a deferred rejection would continue its queue: refused.
+  with pytest.raises(ValueError, match='plan_ahead'):
+    evaluation.run_episode(EX_D, XP, toy.FakeEnv(np.zeros((2, 3)), 3), jax.random.PRNGKey(0), 0,
+                           0.5)
+  with pytest.raises(ValueError, match='defer'):
+    sp.step_batch_compact(EX_D, XP, sp.batch_state(sp.init_state(EX_D), 2), jnp.zeros((2, 3)),
+                          jax.random.split(jax.random.PRNGKey(0), 2), 0.5, True)
   pts = evaluation.grid([dict(modes=('spec',), exec_lens=(2,), taus=(0.5,), plan_ahead=True,
                               on_reject='defer')], None)
   ex, _, _ = evaluation.executor_for(pts[1], toy.ToyModel(), PC, PC, {})

@@ -361,7 +361,9 @@ def test_batched_steps_take_a_task_id_per_environment():
   obs = jax.random.normal(jax.random.PRNGKey(1), (2, B, 5))
   keys = jax.random.split(jax.random.PRNGKey(2), 2 * B).reshape(2, B, 2)
   taus = (jnp.full((B,), 1e9), jnp.array([1e9, 1e9, 0.0]))
-  for batched in (sp.step_batch_compact,):   # step_batch: same vmap of step, see below
+  # step_batch / step_batch_shared share _batch_task and _replan_batch; only the compact step
+  # (the one sweeps use) is compared with single steps here.
+  for batched in (sp.step_batch_compact,):
     state, singles = sp.batch_state(sp.init_state(ex), B), [sp.init_state(ex)] * B
     for t in range(2):
       a, state, info = batched(ex, xp, state, obs[t], keys[t], taus[t], jnp.full((B,), t == 0),

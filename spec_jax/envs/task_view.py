@@ -5,10 +5,14 @@ emits actions of the largest action dimension, masked to the task's (the officia
 and slices the same way). ``TaskView`` pads each observation of a ``HOST`` environment to the
 model's ``obs_dim`` and sends the first ``env.spec.action_dim`` action entries to the
 environment, so the host loops (evaluation, distillation) run a multitask export unchanged
-apart from passing the task id to the executor.
+apart from passing the task id to the executor. ``TracedTaskView`` does the same for a
+``TRACED`` environment (sweeps).
 """
-from typing import Any, Dict, Optional, Tuple
+import dataclasses
+from typing import Any, Dict, NamedTuple, Optional, Tuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from spec_jax import envs
@@ -72,3 +76,51 @@ def for_model(model, env, extra: Dict[str, Any], task_id: Optional[int] = -1):
   if task is None:
     return env, None
   return TaskView(env, model.cfg.obs_dim, model.cfg.action_dim), task
+
+
+class ViewState(NamedTuple):
+  """A traced environment's state seen through the model's shapes."""
+  inner: Any          # the wrapped environment's state
+  obs: jax.Array      # [obs_dim] zero-padded observation
+  done: jax.Array     # [] the wrapped state's done
+
+
+@dataclasses.dataclass(frozen=True)
+class TracedTaskView:
+  """``env`` (TRACED, hashable) padded to ``obs_dim`` observations and ``action_dim`` actions:
+  reset_one / step_one wrap its state in a ``ViewState``; hashable (a static jit argument)."""
+  env: Any
+  obs_dim: int
+  action_dim: int
+
+  def __post_init__(self):
+    s = self.env.spec
+    if s.obs_dim > self.obs_dim or s.action_dim > self.action_dim:
+      raise ValueError(f'task {s.task!r} (obs {s.obs_dim}, action {s.action_dim}) does not fit '
+                       f'the model (obs {self.obs_dim}, action {self.action_dim})')
+
+  @property
+  def spec(self) -> envs.EnvSpec:
+    s = self.env.spec
+    return envs.EnvSpec(s.task, self.obs_dim, self.action_dim, s.episode_length, s.action_repeat)
+
+  def _view(self, state) -> ViewState:
+    pad = self.obs_dim - state.obs.shape[-1]
+    return ViewState(state, jnp.pad(state.obs, (0, pad)), state.done)
+
+  def reset_one(self, key: jax.Array) -> ViewState:
+    """key [2] -> ViewState (obs [obs_dim])."""
+    return self._view(self.env.reset_one(key))
+
+  def step_one(self, state: ViewState, action: jax.Array):
+    """action [action_dim] -> (ViewState, reward []); the env gets action[:its action_dim]."""
+    inner, reward = self.env.step_one(state.inner, action[:self.env.spec.action_dim])
+    return self._view(inner), reward
+
+
+def traced_for_model(model, env, extra: Dict[str, Any], task_id: Optional[int] = -1):
+  """``for_model`` for a TRACED environment: (env, None) or (TracedTaskView, task id)."""
+  task = task_of(model, extra, task_id)
+  if task is None:
+    return env, None
+  return TracedTaskView(env, model.cfg.obs_dim, model.cfg.action_dim), task
