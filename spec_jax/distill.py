@@ -308,7 +308,7 @@ def run(cfg, export_dir: str, workdir: str) -> Dict[str, Any]:
                                 extra['task'], need=envs.HOST,
                                 action_repeat=extra['action_repeat'],
                                 episode_length=extra['episode_length'])
-  make = lambda **kw: task_view.for_model(model, make_base(**kw), extra, task)[0]
+  make = lambda **kw: task_view.view(model, make_base(**kw))
   env = make(seed=cfg.seed)
   # e.g. {'mass': (0.7, 1.3)}: robust data, each episode with its own scales and start
   env_for = episode_envs(make, dict(cfg.get('randomize', {}) or {}), cfg.seed)

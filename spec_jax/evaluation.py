@@ -117,10 +117,11 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
     if rescue:
       pending = sp.rescue_plan(ex, rescue_params, *jax.device_put(
           (state, info.z_real, jnp.asarray(action), ahead_key), rescue_dev), task=task)
+      ahead_calls += 1
     elif runtime.plan_ahead and (replanned[-1] or bool(info.adopted)):
       pending = sp.plan_ahead(ex, ahead_params, jax.device_put(state, ahead_dev),
                               jax.device_put(ahead_key, ahead_dev), task=task)
-    ahead_calls += int(runtime.plan_ahead and (rescue or replanned[-1] or bool(info.adopted)))
+      ahead_calls += 1
     if bool(info.nonfinite):
       pending, rescue = None, False     # made for a state the step did not keep
       bad_steps.append(t)

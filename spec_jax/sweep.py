@@ -297,7 +297,7 @@ def run(cfg, export_dir: str, workdir: str) -> Dict[str, str]:
                     impl=cfg.get('impl', ''), action_repeat=extra['action_repeat'],
                     episode_length=cfg.episode_length or extra['episode_length'],
                     model_scale=parse_perturbation(pert))
-    env, task = task_view.traced_for_model(model, env, extra, cfg.get('task_id', -1))
+    env, task = task_view.for_model(model, env, extra, cfg.get('task_id', -1), traced=True)
     for h in cfg.horizons:
       scfg = sp.SpecConfig(mode=cfg.mode, exec_len=int(h), history=cor.cfg.history if cor else 4)
       stats, seconds = timed(sweep, SweepSetup(env, sp.Executor(model, pcfg, scfg, cor), task),

@@ -163,12 +163,17 @@ class WorldModel:
     _check_last(obs, self.cfg.obs_dim, 'encode(obs)')
     return self.encoder_net.apply({'params': params['encoder']}, self._cond(params, obs, task))
 
+  def _z_in(self, z: jax.Array, emb: Optional[jax.Array]) -> jax.Array:
+    """[z(, e)]: the latent part of a [z, e, a] head input (checked)."""
+    _check_last(z, self.cfg.latent_dim, 'latent z')
+    if self.cfg.multitask and emb is None:
+      raise ValueError('multitask model: pass the task id (task=...) / its embedding (emb=...)')
+    return z if emb is None else _append(z, emb)
+
   def _za(self, z: jax.Array, a: jax.Array, emb: Optional[jax.Array] = None) -> jax.Array:
     _check_last(z, self.cfg.latent_dim, 'latent z')
     _check_last(a, self.cfg.action_dim, 'action a')
-    if self.cfg.multitask and emb is None:
-      raise ValueError('multitask model: pass the task id (task=...) / its embedding (emb=...)')
-    return jnp.concatenate([z if emb is None else _append(z, emb), a], axis=-1)
+    return jnp.concatenate([self._z_in(z, emb), a], axis=-1)
 
   def next(self, params: Params, z: jax.Array, a: jax.Array, task=None) -> jax.Array:
     """Latent dynamics: z [..., Z], a [..., A] -> z' [..., Z]."""
@@ -180,11 +185,7 @@ class WorldModel:
     """The latent's (and task embedding's) share of ``head``'s first layer ('dynamics' or
     'reward'): [z(, e)] @ W_0[:-A] + b_0. z [..., Z] -> [..., mlp_dim]. Computed once for a
     latent that many action samples share (the planner's z0), instead of once per sample."""
-    _check_last(z, self.cfg.latent_dim, 'latent z')
-    emb = self.task_emb(params, task)
-    if self.cfg.multitask and emb is None:
-      raise ValueError('multitask model: pass the task id (task=...)')
-    zin = z if emb is None else _append(z, emb)
+    zin = self._z_in(z, self.task_emb(params, task))
     first = params[head]['dense_0']
     return zin @ first['kernel'][:-self.cfg.action_dim] + first['bias']
 

@@ -41,6 +41,8 @@ def test_task_view_pads_observations_and_slices_actions():
     view.step(np.array([0.5]))
   with pytest.raises(ValueError, match='does not fit'):
     task_view.TaskView(toy.FakeEnv(np.zeros((2, 7)), 1), 5, 2)
+  with pytest.raises(ValueError, match='does not fit'):
+    task_view.TaskView(toy.FakeEnv(np.zeros((2, 3)), 3), 5, 2)     # 3 action dims > 2
 
 
 def test_task_id_comes_from_the_config_or_the_export(mt_agent):
@@ -92,7 +94,7 @@ def test_sweep_of_a_multitask_model_through_the_traced_view(mt_agent):
   from spec_jax import sweep
   wm, params = mt_agent
   fake = toy.FakeJaxEnv(obs_dim=3, action_dim=1, episode_length=6)
-  view, task = task_view.traced_for_model(wm, fake, {'task_id': 0})
+  view, task = task_view.for_model(wm, fake, {'task_id': 0}, traced=True)
   assert (view.spec.obs_dim, view.spec.action_dim) == (5, 2) and hash(view) == hash(view)
   state = view.reset_one(jax.random.PRNGKey(0))
   np.testing.assert_array_equal(state.obs[3:], [0, 0])

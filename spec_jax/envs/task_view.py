@@ -18,6 +18,12 @@ import numpy as np
 from spec_jax import envs
 
 
+def _check_fits(spec: envs.EnvSpec, obs_dim: int, action_dim: int) -> None:
+  if spec.obs_dim > obs_dim or spec.action_dim > action_dim:
+    raise ValueError(f'task {spec.task!r} (obs {spec.obs_dim}, action {spec.action_dim}) does not '
+                     f'fit the model (obs {obs_dim}, action {action_dim}): wrong task set or id?')
+
+
 class TaskView:
   """``env`` (HOST) padded to ``obs_dim`` observations and ``action_dim`` actions.
 
@@ -28,9 +34,7 @@ class TaskView:
 
   def __init__(self, env, obs_dim: int, action_dim: int):
     s = env.spec
-    if s.obs_dim > obs_dim or s.action_dim > action_dim:
-      raise ValueError(f'task {s.task!r} (obs {s.obs_dim}, action {s.action_dim}) does not fit '
-                       f'the model (obs {obs_dim}, action {action_dim}): wrong task set or id?')
+    _check_fits(s, obs_dim, action_dim)
     self.env = env
     self.spec = envs.EnvSpec(s.task, obs_dim, action_dim, s.episode_length, s.action_repeat)
 
@@ -69,15 +73,6 @@ def task_of(model, extra: Dict[str, Any], task_id: Optional[int] = -1) -> Option
   return int(task)
 
 
-def for_model(model, env, extra: Dict[str, Any], task_id: Optional[int] = -1):
-  """(env, task id): (env, None) for a single-task model; for a multitask one the env seen
-  through ``TaskView`` (padded to the model's shapes) and ``task_of``'s id."""
-  task = task_of(model, extra, task_id)
-  if task is None:
-    return env, None
-  return TaskView(env, model.cfg.obs_dim, model.cfg.action_dim), task
-
-
 class ViewState(NamedTuple):
   """A traced environment's state seen through the model's shapes."""
   inner: Any          # the wrapped environment's state
@@ -94,10 +89,7 @@ class TracedTaskView:
   action_dim: int
 
   def __post_init__(self):
-    s = self.env.spec
-    if s.obs_dim > self.obs_dim or s.action_dim > self.action_dim:
-      raise ValueError(f'task {s.task!r} (obs {s.obs_dim}, action {s.action_dim}) does not fit '
-                       f'the model (obs {self.obs_dim}, action {self.action_dim})')
+    _check_fits(self.env.spec, self.obs_dim, self.action_dim)
 
   @property
   def spec(self) -> envs.EnvSpec:
@@ -118,9 +110,17 @@ class TracedTaskView:
     return self._view(inner), reward
 
 
-def traced_for_model(model, env, extra: Dict[str, Any], task_id: Optional[int] = -1):
-  """``for_model`` for a TRACED environment: (env, None) or (TracedTaskView, task id)."""
-  task = task_of(model, extra, task_id)
-  if task is None:
-    return env, None
-  return TracedTaskView(env, model.cfg.obs_dim, model.cfg.action_dim), task
+def view(model, env, traced: bool = False):
+  """``env`` as the model sees it: unchanged for a single-task model; for a multitask one
+  padded to its shapes (``TracedTaskView`` for a TRACED environment, else ``TaskView``)."""
+  if not getattr(model.cfg, 'multitask', False):
+    return env
+  cls = TracedTaskView if traced else TaskView
+  return cls(env, model.cfg.obs_dim, model.cfg.action_dim)
+
+
+def for_model(model, env, extra: Dict[str, Any], task_id: Optional[int] = -1,
+              traced: bool = False):
+  """(``view(model, env, traced)``, ``task_of(model, extra, task_id)``): what a loop needs to
+  run ``model`` on ``env``: (env, None) for a single-task model."""
+  return view(model, env, traced), task_of(model, extra, task_id)
