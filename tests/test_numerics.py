@@ -66,6 +66,20 @@ class NumericsTest(chex.TestCase):
     np.testing.assert_allclose(numerics.mish(jnp.array([0.0, 1.0])),
                                [0.0, math.tanh(math.log1p(math.e))], rtol=1e-6)
 
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_mish_matches_textbook_form_and_gradient_everywhere(self):
+    # The one-exp form against x * tanh(log1p(exp(x))) in float64, across the float32 range that
+    # a LayerNorm output can reach (and beyond the linear switch at 20), values and derivative.
+    x = np.concatenate([np.linspace(-60.0, 60.0, 2401), [-1e4, -30.0, 19.99, 20.0, 20.01, 1e4]])
+    ref = x * np.tanh(np.logaddexp(0.0, x))
+    sp_ = 0.5 * (1.0 + np.tanh(0.5 * x))
+    t = np.tanh(np.logaddexp(0.0, x))
+    dref = t + x * (1.0 - t * t) * sp_
+    xs = jnp.asarray(x, jnp.float32)
+    np.testing.assert_allclose(self.variant(numerics.mish)(xs), ref, rtol=2e-6, atol=1e-30)
+    grad = self.variant(jax.vmap(jax.grad(numerics.mish)))(xs)
+    np.testing.assert_allclose(grad, dref, rtol=1e-5, atol=1e-6)
+
   def test_log_std_and_gaussian_logprob(self):
     np.testing.assert_allclose(numerics.log_std(jnp.array([0.0, 50.0, -50.0]), -10.0, 12.0),
                                [-4.0, 2.0, -10.0], atol=1e-6)

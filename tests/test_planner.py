@@ -207,7 +207,7 @@ def test_estimate_value_takes_step_zero_from_the_shares(agent):
   # With shares, the rows of z are not read at step 0: garbage there changes nothing.
   junk = jax.random.normal(jax.random.PRNGKey(3), (N, z0.shape[0]))
   got = planner.estimate_value(wm, params, SMALL, junk, actions, eps, q_idx, shares=shares)
-  np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(got, ref, rtol=5e-5, atol=5e-5)  # float32 rounding
   assert not np.allclose(planner.estimate_value(wm, params, SMALL, junk, actions, eps, q_idx),
                          ref, atol=1e-3)
 
