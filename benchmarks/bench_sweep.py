@@ -4,6 +4,7 @@ older batch-level shared cond and plain jit(vmap), side by side in one run, at s
 sizes B (= taus x seeds x episodes) with desynchronised replans (taus spread over 0.05..1).
 
   python benchmarks/bench_sweep.py [--export DIR] [--batches 16 64 256] [--episode_length 50]
+      [--skip_shared] [--skip_vmap]
 
 Reports planner evaluations executed by the batch vs replans needed (compaction pads to a
 power of two: the ratio should approach 1), and the speed-up over the loop. Without --export
@@ -76,6 +77,7 @@ def main():
   p.add_argument('--exec_len', type=int, default=3)
   p.add_argument('--impl', default='jax')
   p.add_argument('--skip_vmap', action='store_true')
+  p.add_argument('--skip_shared', action='store_true', help='leave out the shared-cond runner')
   p.add_argument('--tau_range', type=float, nargs=2, default=None,
                  help='lo hi of the tau grid; default 1.8 2.1 for the random model (its '
                       'mismatch spans ~1.8-2.06), 0.05 1.0 with --export')
@@ -107,7 +109,8 @@ def main():
     runners = [('compact (sweep.sweep)', sweep.sweep)]
     tau_b = jnp.repeat(taus, 2)
     keys_b = jnp.tile(keys.reshape(2, -1), (taus.shape[0], 1))
-    runners.append(('shared cond', lambda s, pp, t, k: shared(s, pp, tau_b, keys_b)))
+    if not args.skip_shared:
+      runners.append(('shared cond', lambda s, pp, t, k: shared(s, pp, tau_b, keys_b)))
     if not args.skip_vmap:
       runners.append(('plain jit(vmap)', sweep.sweep_vmap))
     for name, fn in runners:

@@ -413,13 +413,19 @@ def batch_state(state: SpecState, batch: int) -> SpecState:
   return jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (batch,) + x.shape), state)
 
 
-def capacities(batch: int) -> Tuple[int, ...]:
-  """Power-of-two sub-batch sizes for compacted replanning, up to ``batch``: 8 -> (1, 2, 4, 8);
-  6 -> (1, 2, 4, 6)."""
+def capacities(batch: int, steps: int = 8) -> Tuple[int, ...]:
+  """Sub-batch sizes for compacted replanning, up to ``batch``: powers of two below the granule
+  g = ceil(batch / steps), then multiples of g, so at most g - 1 padding rows are planned
+  (about 1/steps of the batch) with at most log2(g) + steps branches to compile.
+  64 -> (1, 2, 4, 8, 16, 24, 32, 40, 48, 56, 64); 8 -> (1, 2, ..., 8); 6 -> (1, ..., 6)."""
+  if batch < 1 or steps < 1:
+    raise ValueError(f'capacities needs batch >= 1 and steps >= 1, got {batch}, {steps}')
+  g = -(-batch // steps)
   caps, c = [], 1
-  while c < batch:
+  while c < g:
     caps.append(c)
     c *= 2
+  caps += list(range(g, batch, g))
   return tuple(caps) + (batch,)
 
 
@@ -445,8 +451,8 @@ def _plan_compact(ex: Executor, params: ExecParams, state, v, obs, keys, t0, rep
 def step_batch_compact(ex: Executor, params: ExecParams, state: SpecState, obs: jax.Array,
                        keys: jax.Array, tau, t0, task=None):
   """Batched step whose planner cost scales with the environments that REPLAN: they are
-  gathered into a compact sub-batch whose size is the smallest power of two >= their number
-  (``capacities``, chosen by lax.switch; no planner at all when none replans), planned, and
+  gathered into a compact sub-batch whose size is the smallest of ``capacities`` >= their
+  number (chosen by lax.switch; no planner at all when none replans), planned, and
   scattered back. ``vmap(step)`` plans all B every step; ``step_batch_shared`` plans all B
   whenever any replans. Same per-environment results as ``step``.
 

@@ -313,7 +313,7 @@ def test_bad_config():
 @pytest.mark.parametrize('pattern', ['none', 'all', pytest.param('one', marks=pytest.mark.slow),
                                      pytest.param('random', marks=pytest.mark.slow)])
 def test_compact_step_equals_single_steps_for_forced_replan_patterns(agent, pattern):
-  # B = 4 (capacities 1, 2, 4). After the common t0 plan, tau per env forces who replans:
+  # B = 4 (capacities 1, 2, 3, 4). After the common t0 plan, tau per env forces who replans:
   # tau = 0 replans (d > 0), tau = 1e9 corrects while the queue lasts (exec_len 6 > steps).
   wm, params = agent
   pc = config.PlannerConfig(horizon=6, iterations=2, num_samples=32, num_elites=4,
@@ -344,8 +344,14 @@ def test_compact_step_equals_single_steps_for_forced_replan_patterns(agent, patt
 
 
 def test_capacities_and_executed_plans():
-  assert sp.capacities(5) == (1, 2, 4, 5) and sp.capacities(1) == (1,)
-  assert [sp.executed_plans(n, 64) for n in (0, 1, 3, 17, 64)] == [0, 1, 4, 32, 64]
+  # Granule ceil(B / 8): powers of two below it, then its multiples.
+  assert sp.capacities(5) == (1, 2, 3, 4, 5) and sp.capacities(1) == (1,)
+  assert sp.capacities(64) == (1, 2, 4, 8, 16, 24, 32, 40, 48, 56, 64)
+  assert sp.capacities(20) == (1, 2, 3, 6, 9, 12, 15, 18, 20)
+  assert [sp.executed_plans(n, 64) for n in (0, 1, 3, 9, 17, 25, 57, 64)] == [
+      0, 1, 4, 16, 24, 32, 64, 64]
+  with pytest.raises(ValueError, match='batch >= 1'):
+    sp.capacities(0)
 
 
 def test_batched_steps_take_a_task_id_per_environment():
