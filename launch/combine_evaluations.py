@@ -2,6 +2,7 @@
 
   python launch/combine_evaluations.py --inputs runs/w/eval/evaluation.csv,runs/w/eval2/evaluation.csv \
       --reference_horizon 6 --workdir results/walker_walk
+  (--labels ,robust: the second file's speculative rows become e.g. 'mlp-robust')
 """
 from absl import app
 from absl import flags
@@ -12,11 +13,14 @@ _INPUTS = flags.DEFINE_list('inputs', None, 'evaluation.csv files (same seeds).'
 _REF = flags.DEFINE_integer('reference_horizon', 6, 'Planner horizon of THE baseline.')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.', required=True)
 _TITLE = flags.DEFINE_string('title', '', 'Plot title.')
+_LABELS = flags.DEFINE_list('labels', [], 'One per input ("" for none): suffix of its '
+                            'speculative modes (passes on other exports).')
 
 
 def main(argv):
   del argv
-  _, paths = evaluation.combine(_INPUTS.value, _WORKDIR.value, _REF.value, _TITLE.value)
+  _, paths = evaluation.combine(_INPUTS.value, _WORKDIR.value, _REF.value, _TITLE.value,
+                                _LABELS.value)
   print(open(paths['md']).read())
 
 

@@ -402,16 +402,24 @@ def read_rows(path: str) -> List[Dict[str, Any]]:
   return rows
 
 
-def combine(paths: Sequence[str], workdir: str, reference_horizon: int, title: str = ''):
+def combine(paths: Sequence[str], workdir: str, reference_horizon: int, title: str = '',
+            labels: Sequence[str] = ()):
   """Merges evaluation passes made on the same seeds: the baseline planned with
   ``reference_horizon`` is THE baseline (paired statistics refer to it); baselines with other
   horizons are kept as 'baseline-h<H>' rows; a point present in several passes is kept once
-  (the first). Returns (rows, paths)."""
+  (the first). ``labels`` (one per path, '' for none): the speculative rows of a labelled pass
+  become '<mode>-<label>' (passes on other exports, e.g. another corrector, at the same points).
+  Returns (rows, paths)."""
+  if labels and len(labels) != len(paths):
+    raise ValueError(f'{len(labels)} labels for {len(paths)} evaluation files')
   rows, seen = [], set()
-  for path in paths:
+  for i, path in enumerate(paths):
+    label = labels[i] if labels else ''
     for r in read_rows(path):
       if r['mode'] == 'baseline' and r['horizon'] != reference_horizon:
         r['mode'] = f"baseline-h{r['horizon']}"
+      elif label and not r['mode'].startswith('baseline'):
+        r['mode'] = f"{r['mode']}-{label}"
       key = (r['mode'], r['gate'], r['ahead'], r['online'], r['exec_len'], r['tau'],
              r['horizon'], r.get('fallback_planner') or '', r.get('on_reject') or 'replan')
       if key not in seen:

@@ -282,3 +282,9 @@ def test_distill_and_evaluate_jobs_end_to_end(agent, tmp_path):
                       evaluation.COLUMNS + ('returns_per_seed',))
   merged, _ = evaluation.combine([paths['csv'], str(tmp_path / 'fb.csv')], str(tmp_path / 'm3'), 3)
   assert [r.get('fallback_planner') or '' for r in merged] == ['', '', '', 'iterations=1']
+  # Labelled passes (other exports at the same points) keep their speculative rows apart.
+  merged, _ = evaluation.combine([paths['csv'], paths['csv']], str(tmp_path / 'm4'), 3,
+                                 labels=('', 'robust'))
+  assert [r['mode'] for r in merged] == ['baseline', 'spec', 'spec', 'spec-robust', 'spec-robust']
+  with pytest.raises(ValueError, match='1 labels for 2'):
+    evaluation.combine([paths['csv'], paths['csv']], str(tmp_path / 'm5'), 3, labels=('x',))
