@@ -171,9 +171,9 @@ class WorldModel:
     return z if emb is None else _append(z, emb)
 
   def _za(self, z: jax.Array, a: jax.Array, emb: Optional[jax.Array] = None) -> jax.Array:
-    _check_last(z, self.cfg.latent_dim, 'latent z')
+    zin = self._z_in(z, emb)
     _check_last(a, self.cfg.action_dim, 'action a')
-    return jnp.concatenate([self._z_in(z, emb), a], axis=-1)
+    return jnp.concatenate([zin, a], axis=-1)
 
   def next(self, params: Params, z: jax.Array, a: jax.Array, task=None) -> jax.Array:
     """Latent dynamics: z [..., Z], a [..., A] -> z' [..., Z]."""
