@@ -26,8 +26,9 @@ COLUMNS = ('mode', 'gate', 'ahead', 'online', 'tau', 'tau_q', 'exec_len', 'horiz
            'nonfinite',
            'step_ms_mean', 'step_ms_median', 'step_ms_p99', 'step_ms_max', 'replan_ms_median',
            'correct_ms_median', 'correct_to_replan_ratio', 'p99_to_plan', 'period_ms',
-           'online_labels', 'online_updates', 'fallback_planner', 'on_reject', 'deferred')
-SHORT_COLUMNS = ('mode', 'gate', 'ahead', 'on_reject', 'fallback_planner', 'online', 'tau',
+           'online_labels', 'online_updates', 'fallback_planner', 'on_reject', 'deferred',
+           'ahead_lead')
+SHORT_COLUMNS = ('mode', 'gate', 'ahead', 'ahead_lead', 'on_reject', 'fallback_planner', 'online', 'tau',
                  'tau_q', 'exec_len', 'return_mean', 'return_std', 'return_median', 'return_q25',
                  'return_q75', 'failed', 'ratio', 'ratio_lo', 'ratio_hi', 'planner_calls',
                  'fallbacks', 'deferred', 'step_ms_median', 'step_ms_p99')
@@ -39,10 +40,25 @@ class Runtime(NamedTuple):
   runs while the host steps the simulator). period_ms > 0: real-time pacing, each decision
   period is slept out (a robot's control period; returns do not depend on it, latencies do).
   online: adapt the corrector on the teacher labels of its own replans (``spec_jax.online``),
-  carried across the episodes of a mode."""
+  carried across the episodes of a mode. ahead_lead: 0 = plan ahead at the queue install from
+  the plan's own E-step prediction (``speculation.plan_ahead``); L in 1..E = plan ahead L steps
+  before the queue end from the L-step prediction of the real latent
+  (``speculation.plan_ahead_late``: a fresher seed, L control periods to finish)."""
   plan_ahead: bool = False
   period_ms: float = 0.0
   online: Optional[online_lib.OnlineConfig] = None
+  ahead_lead: int = 0
+
+  def check(self, ex: sp.Executor):
+    """Raises ValueError for settings the executor cannot run."""
+    if ex.spec.on_reject == 'defer' and not self.plan_ahead:
+      raise ValueError("on_reject='defer' needs Runtime(plan_ahead=True): without rescue plans "
+                       'a rejected step would continue its queue (the gate off)')
+    if self.ahead_lead and not self.plan_ahead:
+      raise ValueError('ahead_lead needs Runtime(plan_ahead=True)')
+    if not 0 <= self.ahead_lead <= ex.spec.effective_exec_len:
+      raise ValueError(f'ahead_lead must be in 0..{ex.spec.effective_exec_len} (the execution '
+                       f'length), got {self.ahead_lead}')
 
 
 def _devices():
@@ -79,9 +95,7 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
   emitted) are reported with their step index. With ``runtime.online`` the corrector adapts
   from ``online_state`` on (``online.init``) and the result has the new ``online_state``.
   ``task``: the task id of a multitask model (its env seen through ``envs.task_view``)."""
-  if ex.spec.on_reject == 'defer' and not runtime.plan_ahead:
-    raise ValueError("on_reject='defer' needs Runtime(plan_ahead=True): without rescue plans a "
-                     'rejected step would continue its queue (the gate off)')
+  runtime.check(ex)
   _, ahead_dev, rescue_dev = _devices()
   ahead_params = jax.device_put(params, ahead_dev) if runtime.plan_ahead else None
   rescue_params = (jax.device_put(params, rescue_dev)
@@ -114,11 +128,16 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
       step_params = put(params)
     ahead_key = jax.random.fold_in(step_key, 1)
     rescue = runtime.plan_ahead and bool(info.deferred)
+    lead = runtime.ahead_lead
     if rescue:
       pending = sp.rescue_plan(ex, rescue_params, *jax.device_put(
           (state, info.z_real, jnp.asarray(action), ahead_key), rescue_dev), task=task)
       ahead_calls += 1
-    elif runtime.plan_ahead and (replanned[-1] or bool(info.adopted)):
+    elif lead and int(state.index) == E - lead + 1 and not bool(info.nonfinite):
+      pending = sp.plan_ahead_late(ex, ahead_params, *jax.device_put(
+          (state, info.z_real, jnp.asarray(action), ahead_key), ahead_dev), lead=lead, task=task)
+      ahead_calls += 1
+    elif runtime.plan_ahead and not lead and (replanned[-1] or bool(info.adopted)):
       pending = sp.plan_ahead(ex, ahead_params, jax.device_put(state, ahead_dev),
                               jax.device_put(ahead_key, ahead_dev), task=task)
       ahead_calls += 1
@@ -162,6 +181,7 @@ def evaluate_mode(ex: sp.Executor, params: sp.ExecParams, env, tau: float, episo
   step keys for every mode: results pair per seed). Returns a summary row (see COLUMNS) with
   the per-episode ``returns`` list; ``reporting.add_robust_stats`` adds medians and pairing.
   ``task``: the task id of a multitask model."""
+  runtime.check(ex)
   init = sp.init_state(ex)
   # Compile both cond branches (and plan-ahead) before timing anything.
   jax.block_until_ready(sp.step(ex, _committed(params), _committed(init),
@@ -169,11 +189,16 @@ def evaluate_mode(ex: sp.Executor, params: sp.ExecParams, env, tau: float, episo
                                 _committed(sp.no_ready(ex)), task=task)[0])
   if runtime.plan_ahead:
     _, ahead_dev, rescue_dev = _devices()
-    jax.block_until_ready(sp.plan_ahead(ex, jax.device_put(params, ahead_dev),
-                                        jax.device_put(init, ahead_dev),
-                                        jax.device_put(key, ahead_dev), task=task))
+    z, a = jnp.zeros(ex.model.cfg.latent_dim), jnp.zeros(ex.model.cfg.action_dim)
+    if runtime.ahead_lead:
+      jax.block_until_ready(sp.plan_ahead_late(ex, *jax.device_put((params, init, z, a, key),
+                                                                   ahead_dev),
+                                               lead=runtime.ahead_lead, task=task))
+    else:
+      jax.block_until_ready(sp.plan_ahead(ex, jax.device_put(params, ahead_dev),
+                                          jax.device_put(init, ahead_dev),
+                                          jax.device_put(key, ahead_dev), task=task))
     if ex.spec.on_reject == 'defer':
-      z, a = jnp.zeros(ex.model.cfg.latent_dim), jnp.zeros(ex.model.cfg.action_dim)
       jax.block_until_ready(sp.rescue_plan(ex, *jax.device_put((params, init, z, a, key),
                                                                rescue_dev), task=task))
   eps = []
@@ -194,6 +219,7 @@ def evaluate_mode(ex: sp.Executor, params: sp.ExecParams, env, tau: float, episo
   mean = lambda k: float(np.mean([e[k] for e in eps]))
   lat = _latency_stats(eps)
   return dict(mode=ex.spec.mode, gate=ex.spec.gate, ahead=int(runtime.plan_ahead),
+              ahead_lead=runtime.ahead_lead,
               fallback_planner=fallback_label(ex), on_reject=ex.spec.on_reject,
               deferred=mean('deferred'),
               online=int(runtime.online is not None),
@@ -225,7 +251,7 @@ def label(ex: sp.Executor, runtime: Runtime = Runtime()) -> str:
   """'mlp H=3', 'mlp+learned H=3', 'mlp+ahead H=3', 'mlp+ahead+fallback(1x128) H=3'
   (``reporting.variant`` of the row this executor produces)."""
   row = dict(mode=ex.spec.mode, gate=ex.spec.gate, ahead=int(runtime.plan_ahead),
-             fallback_planner=fallback_label(ex), online=int(runtime.online is not None),
+             ahead_lead=runtime.ahead_lead, fallback_planner=fallback_label(ex), online=int(runtime.online is not None),
              on_reject=ex.spec.on_reject)
   return f'{reporting.variant(row)} H={ex.spec.effective_exec_len}'
 
@@ -259,14 +285,16 @@ class Point(NamedTuple):
   online: bool = False
   fallback: Tuple[Tuple[str, Any], ...] = ()  # planner overrides of the fallback planner
   on_reject: str = 'replan'                   # SpecConfig.on_reject ('defer' needs plan_ahead)
+  ahead_lead: int = 0                         # Runtime.ahead_lead (needs plan_ahead)
 
 
 def grid(blocks: Sequence[Dict[str, Any]], quantiles: Optional[Sequence[float]],
          baseline: bool = True) -> List[Point]:
   """Expands blocks ``{modes, exec_lens, taus, tau_quantiles, gate, plan_ahead, online,
-  fallback_planner, on_reject}`` (fallback_planner: planner overrides of
+  fallback_planner, on_reject, ahead_lead}`` (fallback_planner: planner overrides of
   ``Executor.fallback_planner``; on_reject: ``SpecConfig.on_reject``, 'defer' only with
-  plan_ahead) into points
+  plan_ahead; ahead_lead: ``Runtime.ahead_lead``, only with plan_ahead, <= every exec_len)
+  into points
   (baseline first, once, duplicates removed). For gate='norm' quantile taus are resolved on
   the export's stored mismatch distribution ``quantiles`` (``reporting.resolve_taus``) and
   tau = inf means never verify; for gate='learned' taus are rejection probabilities.
@@ -281,6 +309,10 @@ def grid(blocks: Sequence[Dict[str, Any]], quantiles: Optional[Sequence[float]],
     if on_reject == 'defer' and not ahead:
       raise ValueError("on_reject='defer' needs plan_ahead=True (its rescue plans are made "
                        'ahead by the host loop)')
+    lead = int(b.get('ahead_lead', 0))
+    if lead and (not ahead or not 0 < lead <= min(b['exec_lens'])):
+      raise ValueError(f'ahead_lead {lead} needs plan_ahead=True and 1 <= ahead_lead <= every '
+                       f"exec_len, got exec_lens {tuple(b['exec_lens'])}")
     if gate == 'norm':
       taus = reporting.resolve_taus(tuple(b.get('taus', ())), tuple(b.get('tau_quantiles', ())),
                                     quantiles)
@@ -291,7 +323,7 @@ def grid(blocks: Sequence[Dict[str, Any]], quantiles: Optional[Sequence[float]],
         continue
       for h in b['exec_lens']:
         for tau, tau_q in taus:
-          p = Point(mode, int(h), tau, tau_q, gate, ahead, onl, fallback, on_reject)
+          p = Point(mode, int(h), tau, tau_q, gate, ahead, onl, fallback, on_reject, lead)
           if p not in points:
             points.append(p)
   return points
@@ -339,7 +371,7 @@ def evaluate_grid(model, params, base_planner, spec_planner, correctors: Dict[st
                               key, seed, log_fn=log_fn, tau_q=p.tau_q,
                               runtime=Runtime(p.plan_ahead, period_ms,
                                               (online or online_lib.OnlineConfig())
-                                              if p.online else None), task=task))
+                                              if p.online else None, p.ahead_lead), task=task))
   return rows
 
 
@@ -397,6 +429,7 @@ def read_rows(path: str) -> List[Dict[str, Any]]:
       row.setdefault('gate', 'norm')  # files written before gates existed
       row['ahead'] = int(row.get('ahead') or 0)
       row['online'] = int(row.get('online') or 0)
+      row['ahead_lead'] = int(row.get('ahead_lead') or 0)  # files from before ahead_lead
       row['on_reject'] = row.get('on_reject') or 'replan'  # files from before deferral existed
       rows.append(row)
   return rows
@@ -421,7 +454,8 @@ def combine(paths: Sequence[str], workdir: str, reference_horizon: int, title: s
       elif label and not r['mode'].startswith('baseline'):
         r['mode'] = f"{r['mode']}-{label}"
       key = (r['mode'], r['gate'], r['ahead'], r['online'], r['exec_len'], r['tau'],
-             r['horizon'], r.get('fallback_planner') or '', r.get('on_reject') or 'replan')
+             r['horizon'], r.get('fallback_planner') or '', r.get('on_reject') or 'replan',
+             r['ahead_lead'])
       if key not in seen:
         seen.add(key)
         rows.append(r)

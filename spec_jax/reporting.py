@@ -153,7 +153,8 @@ def short_planner(overrides: str) -> str:
 
 def variant(r: Dict[str, Any]) -> str:
   """Executor variant of a row: mode, '+learned' for the learned gate, '+ahead' for
-  plan-ahead, '+defer' when rejected steps correct instead of waiting (on_reject 'defer'),
+  plan-ahead ('+ahead(L1)' with ahead_lead 1: planned 1 step before the queue end), '+defer'
+  when rejected steps correct instead of waiting (on_reject 'defer'),
   '+fallback(1x64)' for a cheaper fallback planner (iterations x samples; the full overrides
   are in the row's fallback_planner column), e.g. 'mlp+learned+ahead'."""
   learned = '+learned' if r.get('gate') == 'learned' else ''
@@ -161,7 +162,9 @@ def variant(r: Dict[str, Any]) -> str:
   fb = (f"+fallback({short_planner(str(r['fallback_planner']))})"
         if r.get('fallback_planner') else '')
   defer = '+defer' if r.get('on_reject') == 'defer' else ''
-  return (f"{r.get('mode')}{learned}{flag('ahead', '+ahead')}{defer}{fb}"
+  lead = int(float(r.get('ahead_lead') or 0))
+  ahead = flag('ahead', f'+ahead(L{lead})' if lead else '+ahead')
+  return (f"{r.get('mode')}{learned}{ahead}{defer}{fb}"
           f"{flag('online', '+online')}")
 
 

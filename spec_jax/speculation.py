@@ -502,6 +502,48 @@ def plan_ahead(ex: Executor, params: ExecParams, state: SpecState, key: jax.Arra
   return ReadyPlan(res.actions, res.latents, pstate.prev_mean, jnp.ones((), bool))
 
 
+def _plan_from_real(ex: Executor, params: ExecParams, state: SpecState, z_real, action, key,
+                    pcfg, lead: int, task=None) -> ReadyPlan:
+  """MPPI from the ``lead``-step prediction of the real latent: z' = d(z_real, action), then
+  the next lead - 1 queued actions; warm start advanced by the actions executed by then."""
+  chex.assert_shape(z_real, (ex.model.cfg.latent_dim,))
+  chex.assert_shape(action, (ex.model.cfg.action_dim,))
+  kw = planner_lib.task_kwargs(task)
+  z = ex.model.next(params.model, z_real, action, **kw)
+  H = ex.planner.horizon
+  for j in range(lead - 1):  # queued actions not executed yet (their corrections are unknown)
+    z = ex.model.next(params.model, z, state.action_queue[jnp.minimum(state.index + j, H - 1)],
+                      **kw)
+  res, pstate = planner_lib.plan_from_latent(ex.model, params.model, pcfg, state.planner, z,
+                                             key, False, ex.spec.eval_mode,
+                                             shift=state.index + lead - 1, task=task)
+  return ReadyPlan(res.actions, res.latents, pstate.prev_mean, jnp.ones((), bool))
+
+
+@functools.partial(jax.jit, static_argnames=('ex', 'lead'))
+def plan_ahead_late(ex: Executor, params: ExecParams, state: SpecState, z_real: jax.Array,
+                    action: jax.Array, key: jax.Array, lead: int, task=None) -> ReadyPlan:
+  """Plan-ahead dispatched ``lead`` steps before the queue end (1 <= lead <= E) instead of at
+  the queue install: MPPI (the full planner) from the ``lead``-step prediction of the latent at
+  the queue end made from the REAL latent of the step just taken, z' = d(z_real, action) then
+  the remaining lead - 1 queued (uncorrected) actions; warm start: the queue's plan advanced to
+  the queue end (shift state.index + lead - 1 = E). A shorter prediction than ``plan_ahead``'s
+  E-step one, so the gate at the queue end sees a smaller mismatch; the plan has ``lead``
+  control periods to finish. Dispatch it after the step that leaves ``lead - 1`` queued actions
+  (``state.index == E - lead + 1``) and offer it to the step at index E.
+
+  Args:
+    state: the SpecState that step returned. z_real: [Z] its info.z_real.
+    action: [A] the action it emitted. key: planner key. lead: static, >= 1.
+  Returns:
+    a valid ReadyPlan whose latents[0] is z'.
+  """
+  if not 1 <= lead <= ex.spec.effective_exec_len:
+    raise ValueError(f'plan_ahead_late: lead must be in 1..{ex.spec.effective_exec_len} (the '
+                     f'execution length), got {lead}')
+  return _plan_from_real(ex, params, state, z_real, action, key, ex.planner, lead, task)
+
+
 @functools.partial(jax.jit, static_argnames=('ex',))
 def rescue_plan(ex: Executor, params: ExecParams, state: SpecState, z_real: jax.Array,
                 action: jax.Array, key: jax.Array, task=None) -> ReadyPlan:
@@ -517,11 +559,5 @@ def rescue_plan(ex: Executor, params: ExecParams, state: SpecState, z_real: jax.
   Returns:
     a valid ReadyPlan whose latents[0] is z'.
   """
-  chex.assert_shape(z_real, (ex.model.cfg.latent_dim,))
-  chex.assert_shape(action, (ex.model.cfg.action_dim,))
-  z_next = ex.model.next(params.model, z_real, action, **planner_lib.task_kwargs(task))
   pcfg = ex.planner if ex.fallback_planner is None else ex.fallback_planner
-  res, pstate = planner_lib.plan_from_latent(ex.model, params.model, pcfg, state.planner, z_next,
-                                             key, False, ex.spec.eval_mode, shift=state.index,
-                                             task=task)
-  return ReadyPlan(res.actions, res.latents, pstate.prev_mean, jnp.ones((), bool))
+  return _plan_from_real(ex, params, state, z_real, action, key, pcfg, 1, task)

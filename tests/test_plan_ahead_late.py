@@ -1,0 +1,151 @@
+"""Late plan-ahead (Runtime.ahead_lead = L): the next plan is made L steps before the queue end,
+from the L-step prediction of the latest REAL latent, with the full planner, and offered at the
+queue end like any plan made ahead."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from spec_jax import config
+from spec_jax import evaluation
+from spec_jax import planner
+from spec_jax import speculation as sp
+import toy
+
+PC = config.PlannerConfig(horizon=3, iterations=2, num_samples=32, num_elites=4, num_pi_trajs=4)
+CHEAP = config.PlannerConfig(horizon=3, iterations=1, num_samples=16, num_elites=2,
+                             num_pi_trajs=2)
+CFG3 = sp.SpecConfig(mode='spec', exec_len=3)
+XP = sp.ExecParams(toy.TOY_PARAMS)
+
+
+def test_late_plan_seeds_at_the_lead_step_prediction_of_the_real_latent():
+  # Toy dynamics z' = z + 0.5 a, encoder = identity. Queue of 3; after the step at queue
+  # index 1 (state.index 2) a lead-2 plan is seeded at z_real + 0.5 a + 0.5 queue[2], shift 3.
+  ex = sp.Executor(toy.ToyModel(), PC, CFG3, fallback_planner=CHEAP)
+  obs0 = np.array([0.1, 0.2, -0.3], np.float32)
+  a0, s0, info0 = sp.step(ex, XP, sp.init_state(ex), jnp.asarray(obs0), jax.random.PRNGKey(0),
+                          1e9, True)
+  obs1 = obs0 + 0.5 * np.asarray(s0.action_queue[0]) + np.array([0.05, 0.0, 0.1], np.float32)
+  a1, s1, info1 = sp.step(ex, XP, s0, jnp.asarray(obs1), jax.random.PRNGKey(1), 1e9, False)
+  assert int(s1.index) == 2
+  key = jax.random.PRNGKey(7)
+  ready = sp.plan_ahead_late(ex, XP, s1, info1.z_real, a1, key, lead=2)
+  seed = obs1 + 0.5 * np.asarray(a1) + 0.5 * np.asarray(s1.action_queue[2])
+  np.testing.assert_allclose(ready.latents[0], seed, atol=1e-6)
+  ref, pst = planner.plan_from_latent(ex.model, XP.model, PC, s1.planner, jnp.asarray(seed), key,
+                                      False, True, shift=3)       # the FULL planner, shift E
+  np.testing.assert_allclose(ready.actions, ref.actions, atol=1e-6)
+  np.testing.assert_allclose(ready.prev_mean, pst.prev_mean, atol=1e-6)
+  assert bool(ready.valid)
+  wrong, _ = planner.plan_from_latent(ex.model, XP.model, PC, s1.planner, jnp.asarray(seed), key,
+                                      False, True, shift=2)
+  assert not np.allclose(wrong.actions, ref.actions, atol=1e-4)
+  one = sp.plan_ahead_late(ex, XP, s1, info1.z_real, a1, key, lead=1)   # lead 1: one step
+  np.testing.assert_allclose(one.latents[0], obs1 + 0.5 * np.asarray(a1), atol=1e-6)
+  q = np.asarray(s0.action_queue)    # lead 3 = E, right after the plan: a0 then queue[1], [2]
+  three = sp.plan_ahead_late(ex, XP, s0, info0.z_real, a0, key, lead=3)
+  np.testing.assert_allclose(three.latents[0], obs0 + 0.5 * (np.asarray(a0) + q[1] + q[2]),
+                             atol=1e-6)
+  with pytest.raises(ValueError, match='lead'):
+    sp.plan_ahead_late(ex, XP, s1, info1.z_real, a1, key, lead=4)
+
+
+def _by_hand(ex, params, obs_seq, key, tau, lead):
+  """The runner's schedule written out: keys as run_episode draws them; a late plan made after
+  the step that leaves lead - 1 queued actions, offered at the queue end."""
+  state, pending, actions = sp.init_state(ex), None, []
+  E = ex.spec.exec_len
+  for t, obs in enumerate(obs_seq):
+    key, step_key = jax.random.split(key)
+    ready = pending if pending is not None and int(state.index) >= E else None
+    action, state, info = sp.step(ex, params, state, jnp.asarray(obs), step_key, tau, t == 0,
+                                  ready)
+    if ready is not None or bool(info.replanned):
+      pending = None
+    if int(state.index) == E - lead + 1:
+      pending = sp.plan_ahead_late(ex, params, state, info.z_real, action,
+                                   jax.random.fold_in(step_key, 1), lead=lead)
+    actions.append(np.asarray(action))
+  return np.stack(actions), state
+
+
+@pytest.mark.parametrize('lead', [1, 2])
+def test_runner_with_late_plan_ahead_matches_the_schedule_by_hand(lead):
+  # exec_len 2, 7 steps, tau 1e9 (every ready plan accepted): one blocking plan at t0, ready
+  # plans adopted at t = 2, 4, 6; lead 1 dispatches after t = 1, 3, 5 (3 plans), lead 2 after
+  # t = 0, 2, 4, 6 (4 plans).
+  wm, params = toy.small_agent()
+  ex = sp.Executor(wm, PC, sp.SpecConfig(mode='spec', exec_len=2))
+  obs = np.sin(np.arange(35.0)).reshape(7, 5)
+  env = toy.FakeEnv(obs, 1)
+  out = evaluation.run_episode(ex, sp.ExecParams(params), env, jax.random.PRNGKey(0), 0, 1e9,
+                               evaluation.Runtime(plan_ahead=True, ahead_lead=lead))
+  assert (out['planner_calls'], out['adopted']) == (1, 3)
+  assert (out['ahead_calls'], out['ready_offered']) == ({1: 3, 2: 4}[lead], 3)
+  ref, state = _by_hand(ex, sp.ExecParams(params), obs, jax.random.PRNGKey(0), 1e9, lead)
+  np.testing.assert_allclose(np.stack(env.actions), ref, atol=1e-6)
+  assert int(state.adopted) == 3
+  # The seed matters: the classic plan-ahead (lead 0, the plan's own prediction) acts otherwise.
+  env0 = toy.FakeEnv(obs, 1)
+  evaluation.run_episode(ex, sp.ExecParams(params), env0, jax.random.PRNGKey(0), 0, 1e9,
+                         evaluation.Runtime(plan_ahead=True))
+  assert not np.allclose(np.stack(env0.actions), ref, atol=1e-4)
+
+
+def test_late_plan_ahead_config_checked_and_labelled():
+  ex = sp.Executor(toy.ToyModel(), PC, sp.SpecConfig(mode='spec', exec_len=2))
+  env = toy.FakeEnv(np.zeros((2, 3)), 3)
+  with pytest.raises(ValueError, match='plan_ahead'):
+    evaluation.run_episode(ex, XP, env, jax.random.PRNGKey(0), 0, 0.5,
+                           evaluation.Runtime(ahead_lead=1))
+  with pytest.raises(ValueError, match='ahead_lead'):
+    evaluation.run_episode(ex, XP, env, jax.random.PRNGKey(0), 0, 0.5,
+                           evaluation.Runtime(plan_ahead=True, ahead_lead=3))
+  block = dict(modes=('spec',), exec_lens=(2, 3), taus=(0.5,), plan_ahead=True, ahead_lead=3)
+  with pytest.raises(ValueError, match='ahead_lead'):
+    evaluation.grid([block], None)
+  with pytest.raises(ValueError, match='ahead_lead'):
+    evaluation.grid([dict(block, plan_ahead=False, ahead_lead=1)], None)
+  pts = evaluation.grid([dict(block, ahead_lead=1), dict(block, ahead_lead=0)], None)
+  assert [p.ahead_lead for p in pts] == [0, 1, 1, 0, 0]
+  assert evaluation.label(ex, evaluation.Runtime(plan_ahead=True, ahead_lead=1)) == (
+      'spec+ahead(L1) H=2')
+  assert evaluation.label(ex, evaluation.Runtime(plan_ahead=True)) == 'spec+ahead H=2'
+
+
+def test_late_plan_ahead_rows_stay_apart_when_combined(tmp_path):
+  wm, params = toy.small_agent()
+  obs = np.sin(np.arange(35.0)).reshape(7, 5)
+  rows = evaluation.evaluate_grid(
+      wm, params, PC, PC, {}, toy.FakeEnv(obs, 1),
+      evaluation.grid([dict(modes=('spec',), exec_lens=(2,), taus=(1e9,), plan_ahead=True,
+                            ahead_lead=lead) for lead in (0, 1)], None), 1,
+      jax.random.PRNGKey(0), 0)
+  assert [r['ahead_lead'] for r in rows] == [0, 0, 1]
+  evaluation.write_outputs(rows, str(tmp_path / 'a'))
+  merged, _ = evaluation.combine([str(tmp_path / 'a' / 'evaluation.csv')], str(tmp_path / 'b'), 3)
+  assert [(r['mode'], r['ahead_lead']) for r in merged] == [('baseline', 0), ('spec', 0),
+                                                            ('spec', 1)]
+
+
+class _CacheAtReset(toy.FakeEnv):
+  """Records the compiled variants of the step and the late plan when an episode starts."""
+
+  def reset(self, seed=None):
+    self.at_reset = sp.step._cache_size(), sp.plan_ahead_late._cache_size()
+    return super().reset(seed)
+
+
+def test_late_plan_ahead_is_compiled_before_the_timed_episode_and_only_once():
+  wm, params = toy.small_agent()
+  # A planner config no other test uses: jit caches are per process and keyed on the executor.
+  pc = config.PlannerConfig(horizon=3, iterations=1, num_samples=20, num_elites=3, num_pi_trajs=3)
+  ex = sp.Executor(wm, pc, sp.SpecConfig(mode='spec', exec_len=2))
+  env = _CacheAtReset(np.sin(np.arange(35.0)).reshape(7, 5), 1)
+  before = sp.step._cache_size(), sp.plan_ahead_late._cache_size()
+  row = evaluation.evaluate_mode(ex, sp.ExecParams(params), env, 1e9, 1, jax.random.PRNGKey(0),
+                                 runtime=evaluation.Runtime(plan_ahead=True, ahead_lead=1))
+  assert row['adopted'] == 3 and row['ahead_lead'] == 1
+  after = sp.step._cache_size(), sp.plan_ahead_late._cache_size()
+  assert env.at_reset == after == (before[0] + 1, before[1] + 1)
