@@ -28,10 +28,11 @@ COLUMNS = ('mode', 'gate', 'ahead', 'online', 'tau', 'tau_q', 'exec_len', 'horiz
            'correct_ms_median', 'correct_to_replan_ratio', 'p99_to_plan', 'period_ms',
            'online_labels', 'online_updates', 'fallback_planner', 'on_reject', 'deferred',
            'ahead_lead')
-SHORT_COLUMNS = ('mode', 'gate', 'ahead', 'ahead_lead', 'on_reject', 'fallback_planner', 'online', 'tau',
-                 'tau_q', 'exec_len', 'return_mean', 'return_std', 'return_median', 'return_q25',
-                 'return_q75', 'failed', 'ratio', 'ratio_lo', 'ratio_hi', 'planner_calls',
-                 'fallbacks', 'deferred', 'step_ms_median', 'step_ms_p99')
+SHORT_COLUMNS = ('mode', 'gate', 'ahead', 'ahead_lead', 'on_reject', 'fallback_planner',
+                 'online', 'tau', 'tau_q', 'exec_len', 'return_mean', 'return_std',
+                 'return_median', 'return_q25', 'return_q75', 'failed', 'ratio', 'ratio_lo',
+                 'ratio_hi', 'planner_calls', 'fallbacks', 'deferred', 'step_ms_median',
+                 'step_ms_p99')
 
 
 class Runtime(NamedTuple):
@@ -43,7 +44,9 @@ class Runtime(NamedTuple):
   carried across the episodes of a mode. ahead_lead: 0 = plan ahead at the queue install from
   the plan's own E-step prediction (``speculation.plan_ahead``); L in 1..E = plan ahead L steps
   before the queue end from the L-step prediction of the real latent
-  (``speculation.plan_ahead_late``: a fresher seed, L control periods to finish)."""
+  (``speculation.plan_ahead_late``: a fresher seed for L < E, L control periods to finish; L = E
+  differs from 0 only after an adopted queue, whose seed latent was itself predicted). With
+  on_reject 'defer', a deferred step gets a rescue plan instead (made for the next step)."""
   plan_ahead: bool = False
   period_ms: float = 0.0
   online: Optional[online_lib.OnlineConfig] = None
@@ -54,6 +57,8 @@ class Runtime(NamedTuple):
     if ex.spec.on_reject == 'defer' and not self.plan_ahead:
       raise ValueError("on_reject='defer' needs Runtime(plan_ahead=True): without rescue plans "
                        'a rejected step would continue its queue (the gate off)')
+    if not isinstance(self.ahead_lead, (int, np.integer)) or isinstance(self.ahead_lead, bool):
+      raise ValueError(f'ahead_lead must be an integer, got {self.ahead_lead!r}')
     if self.ahead_lead and not self.plan_ahead:
       raise ValueError('ahead_lead needs Runtime(plan_ahead=True)')
     if not 0 <= self.ahead_lead <= ex.spec.effective_exec_len:
@@ -251,8 +256,8 @@ def label(ex: sp.Executor, runtime: Runtime = Runtime()) -> str:
   """'mlp H=3', 'mlp+learned H=3', 'mlp+ahead H=3', 'mlp+ahead+fallback(1x128) H=3'
   (``reporting.variant`` of the row this executor produces)."""
   row = dict(mode=ex.spec.mode, gate=ex.spec.gate, ahead=int(runtime.plan_ahead),
-             ahead_lead=runtime.ahead_lead, fallback_planner=fallback_label(ex), online=int(runtime.online is not None),
-             on_reject=ex.spec.on_reject)
+             ahead_lead=runtime.ahead_lead, fallback_planner=fallback_label(ex),
+             online=int(runtime.online is not None), on_reject=ex.spec.on_reject)
   return f'{reporting.variant(row)} H={ex.spec.effective_exec_len}'
 
 
@@ -310,7 +315,7 @@ def grid(blocks: Sequence[Dict[str, Any]], quantiles: Optional[Sequence[float]],
       raise ValueError("on_reject='defer' needs plan_ahead=True (its rescue plans are made "
                        'ahead by the host loop)')
     lead = int(b.get('ahead_lead', 0))
-    if lead and (not ahead or not 0 < lead <= min(b['exec_lens'])):
+    if lead and (not ahead or not 0 < lead <= min(b['exec_lens'], default=lead)):
       raise ValueError(f'ahead_lead {lead} needs plan_ahead=True and 1 <= ahead_lead <= every '
                        f"exec_len, got exec_lens {tuple(b['exec_lens'])}")
     if gate == 'norm':
@@ -323,7 +328,8 @@ def grid(blocks: Sequence[Dict[str, Any]], quantiles: Optional[Sequence[float]],
         continue
       for h in b['exec_lens']:
         for tau, tau_q in taus:
-          p = Point(mode, int(h), tau, tau_q, gate, ahead, onl, fallback, on_reject, lead)
+          p = Point(mode, int(h), tau, tau_q, gate, ahead, onl, fallback, on_reject,
+                    lead)
           if p not in points:
             points.append(p)
   return points
@@ -371,7 +377,8 @@ def evaluate_grid(model, params, base_planner, spec_planner, correctors: Dict[st
                               key, seed, log_fn=log_fn, tau_q=p.tau_q,
                               runtime=Runtime(p.plan_ahead, period_ms,
                                               (online or online_lib.OnlineConfig())
-                                              if p.online else None, p.ahead_lead), task=task))
+                                              if p.online else None, p.ahead_lead),
+                              task=task))
   return rows
 
 

@@ -167,8 +167,10 @@ class StepInfo(NamedTuple):
 
 class ReadyPlan(NamedTuple):
   """A plan made ahead of time: from the predicted latent where the queue runs out
-  (``plan_ahead``, offered at the queue end) or, after a deferred rejection, from the one-step
-  prediction of the real latent (``rescue_plan``, offered at the next step). Adopted if the
+  (``plan_ahead``, offered at the queue end), from the L-step prediction of the real latent L
+  steps before the queue end (``plan_ahead_late``, offered at the queue end) or, after a
+  deferred rejection, from the one-step prediction of the real latent (``rescue_plan``, offered
+  at the next step). Adopted if the
   gate accepts its seed, with no planner wait."""
   actions: jax.Array    # [H, A]
   latents: jax.Array    # [H+1, Z]; latents[0] is the seed z_hat
@@ -238,7 +240,8 @@ def _verify(ex: Executor, params: ExecParams, state, obs, tau, t0, ready, task=N
   exhausted = state.index >= ex.spec.effective_exec_len
   can_adopt = (exhausted | defer) & ready.valid & ~t0
   pick = lambda r, s: jnp.where(can_adopt, r, s)
-  # A ready plan is verified against its own seed (plan-ahead: latent_queue[E], the same value).
+  # A ready plan is verified against its own seed latents[0] (plan_ahead: latent_queue[E];
+  # plan_ahead_late / rescue_plan: the prediction made from a later real latent).
   z_hat = pick(ready.latents[0], state.latent_queue[jnp.minimum(state.index, H)])
   d = jnp.where(t0, 0.0, jnp.linalg.norm(z_real - z_hat))
   aq, lq = pick(ready.actions, state.action_queue), pick(ready.latents, state.latent_queue)
@@ -342,9 +345,10 @@ def step(ex: Executor, params: ExecParams, state: SpecState, obs: jax.Array, key
   return _finish(state, v, out)
 
 
-def _batch_task(ex: Executor, task, B: int):
-  """task [] or [B] int -> [B] (multitask models), None for single-task models; checked.
-  Also refuses on_reject 'defer': batched steps get no rescue plans, so a deferred rejection
+def _check_batch(ex: Executor, task, B: int):
+  """The common entry check of every batched step: refuses on_reject 'defer' and returns
+  task [] or [B] int -> [B] (multitask models), None for single-task models (checked).
+  on_reject 'defer' is refused because batched steps get no rescue plans, so a deferred rejection
   would silently continue its queue (the gate would be off)."""
   if ex.spec.on_reject == 'defer':
     raise ValueError("batched steps do not support on_reject='defer' (rescue plans are made by "
@@ -361,7 +365,7 @@ def _verify_and_correct_batch(ex: Executor, params: ExecParams, state, obs, tau,
   B = obs.shape[0]
   tau = jnp.broadcast_to(jnp.asarray(tau, jnp.float32), (B,))
   t0 = jnp.broadcast_to(jnp.asarray(t0, bool), (B,))
-  task = _batch_task(ex, task, B)
+  task = _check_batch(ex, task, B)
   v = jax.vmap(lambda s, o, tt, t, c: _verify(ex, params, s, o, tt, t, None, c),
                in_axes=(0, 0, 0, 0, None if task is None else 0))(state, obs, tau, t0, task)
   corrected = jax.vmap(lambda vv, c: _correct_branch(ex, params, vv, c),
@@ -403,7 +407,7 @@ def step_batch(ex: Executor, params: ExecParams, state, obs, keys, tau, t0, task
   """``step`` vmapped over environments: state [B, ...], obs [B, O], keys [B, 2], t0 [B];
   tau a scalar (shared) or [B]; task [] or [B] (multitask models only)."""
   tau = jnp.asarray(tau, jnp.float32)
-  task = _batch_task(ex, task, obs.shape[0])
+  task = _check_batch(ex, task, obs.shape[0])
   fn = lambda s, o, k, tt, t, c: step(ex, params, s, o, k, tt, t, task=c)
   return jax.vmap(fn, in_axes=(0, 0, 0, 0 if tau.ndim else None, 0,
                                None if task is None else 0))(state, obs, keys, tau, t0, task)
@@ -527,10 +531,12 @@ def plan_ahead_late(ex: Executor, params: ExecParams, state: SpecState, z_real: 
   the queue install: MPPI (the full planner) from the ``lead``-step prediction of the latent at
   the queue end made from the REAL latent of the step just taken, z' = d(z_real, action) then
   the remaining lead - 1 queued (uncorrected) actions; warm start: the queue's plan advanced to
-  the queue end (shift state.index + lead - 1 = E). A shorter prediction than ``plan_ahead``'s
-  E-step one, so the gate at the queue end sees a smaller mismatch; the plan has ``lead``
-  control periods to finish. Dispatch it after the step that leaves ``lead - 1`` queued actions
-  (``state.index == E - lead + 1``) and offer it to the step at index E.
+  the queue end (shift state.index + lead - 1 = E). For lead < E a shorter prediction than
+  ``plan_ahead``'s E-step one, so the gate at the queue end sees a smaller mismatch (lead = E
+  equals ``plan_ahead`` after a replan in 'spec' mode, and differs by the corrected first action
+  and, after an adopted queue, by the real instead of the predicted seed latent); the plan has
+  ``lead`` control periods to finish. Dispatch it after the step that leaves ``lead - 1``
+  queued actions (``state.index == E - lead + 1``) and offer it to the step at index E.
 
   Args:
     state: the SpecState that step returned. z_real: [Z] its info.z_real.

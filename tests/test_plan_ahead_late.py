@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from spec_jax import config
+from spec_jax import correctors
 from spec_jax import evaluation
 from spec_jax import planner
 from spec_jax import speculation as sp
@@ -30,6 +31,7 @@ def test_late_plan_seeds_at_the_lead_step_prediction_of_the_real_latent():
   a1, s1, info1 = sp.step(ex, XP, s0, jnp.asarray(obs1), jax.random.PRNGKey(1), 1e9, False)
   assert int(s1.index) == 2
   key = jax.random.PRNGKey(7)
+  a1 = a1 + jnp.array([0.1, -0.2, 0.05])   # an emitted (corrected) action, not the queued one
   ready = sp.plan_ahead_late(ex, XP, s1, info1.z_real, a1, key, lead=2)
   seed = obs1 + 0.5 * np.asarray(a1) + 0.5 * np.asarray(s1.action_queue[2])
   np.testing.assert_allclose(ready.latents[0], seed, atol=1e-6)
@@ -47,8 +49,13 @@ def test_late_plan_seeds_at_the_lead_step_prediction_of_the_real_latent():
   three = sp.plan_ahead_late(ex, XP, s0, info0.z_real, a0, key, lead=3)
   np.testing.assert_allclose(three.latents[0], obs0 + 0.5 * (np.asarray(a0) + q[1] + q[2]),
                              atol=1e-6)
-  with pytest.raises(ValueError, match='lead'):
-    sp.plan_ahead_late(ex, XP, s1, info1.z_real, a1, key, lead=4)
+  # lead = E right after a replan ('spec': emitted = queued action) is the classic plan-ahead.
+  classic = sp.plan_ahead(ex, XP, s0, key)
+  np.testing.assert_allclose(three.latents[0], classic.latents[0], atol=1e-5)
+  np.testing.assert_allclose(three.actions, classic.actions, atol=1e-5)
+  for bad in (0, 4):
+    with pytest.raises(ValueError, match='lead'):
+      sp.plan_ahead_late(ex, XP, s1, info1.z_real, a1, key, lead=bad)
 
 
 def _by_hand(ex, params, obs_seq, key, tau, lead):
@@ -70,27 +77,73 @@ def _by_hand(ex, params, obs_seq, key, tau, lead):
   return np.stack(actions), state
 
 
+def _mlp_agent():
+  """The small world model with an MLP corrector whose corrections are far from zero (so the
+  emitted action differs from the queued one)."""
+  wm, params = toy.small_agent()
+  cor = correctors.Corrector(correctors.CorrectorConfig(kind='mlp'), 32, 1)
+  cparams = cor.init(jax.random.PRNGKey(3))
+  leaves, tree = jax.tree_util.tree_flatten(cparams)
+  keys = jax.random.split(jax.random.PRNGKey(4), len(leaves))
+  cparams = jax.tree_util.tree_unflatten(
+      tree, [x + 0.3 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)])
+  ex = sp.Executor(wm, PC, sp.SpecConfig(mode='mlp', exec_len=2), cor)
+  return ex, sp.ExecParams(params, cparams)
+
+
+OBS = np.sin(np.arange(35.0)).reshape(7, 5)
+
+
 @pytest.mark.parametrize('lead', [1, 2])
 def test_runner_with_late_plan_ahead_matches_the_schedule_by_hand(lead):
   # exec_len 2, 7 steps, tau 1e9 (every ready plan accepted): one blocking plan at t0, ready
   # plans adopted at t = 2, 4, 6; lead 1 dispatches after t = 1, 3, 5 (3 plans), lead 2 after
-  # t = 0, 2, 4, 6 (4 plans).
-  wm, params = toy.small_agent()
-  ex = sp.Executor(wm, PC, sp.SpecConfig(mode='spec', exec_len=2))
-  obs = np.sin(np.arange(35.0)).reshape(7, 5)
-  env = toy.FakeEnv(obs, 1)
-  out = evaluation.run_episode(ex, sp.ExecParams(params), env, jax.random.PRNGKey(0), 0, 1e9,
+  # t = 0, 2, 4, 6 (4 plans). MLP corrector: the seed takes the emitted (corrected) action.
+  ex, xp = _mlp_agent()
+  env = toy.FakeEnv(OBS, 1)
+  out = evaluation.run_episode(ex, xp, env, jax.random.PRNGKey(0), 0, 1e9,
                                evaluation.Runtime(plan_ahead=True, ahead_lead=lead))
   assert (out['planner_calls'], out['adopted']) == (1, 3)
   assert (out['ahead_calls'], out['ready_offered']) == ({1: 3, 2: 4}[lead], 3)
-  ref, state = _by_hand(ex, sp.ExecParams(params), obs, jax.random.PRNGKey(0), 1e9, lead)
+  ref, state = _by_hand(ex, xp, OBS, jax.random.PRNGKey(0), 1e9, lead)
   np.testing.assert_allclose(np.stack(env.actions), ref, atol=1e-6)
   assert int(state.adopted) == 3
   # The seed matters: the classic plan-ahead (lead 0, the plan's own prediction) acts otherwise.
-  env0 = toy.FakeEnv(obs, 1)
-  evaluation.run_episode(ex, sp.ExecParams(params), env0, jax.random.PRNGKey(0), 0, 1e9,
+  env0 = toy.FakeEnv(OBS, 1)
+  evaluation.run_episode(ex, xp, env0, jax.random.PRNGKey(0), 0, 1e9,
                          evaluation.Runtime(plan_ahead=True))
   assert not np.allclose(np.stack(env0.actions), ref, atol=1e-4)
+
+
+@pytest.mark.parametrize('lead', [1, 2])
+def test_late_plan_ahead_with_rejections_deferrals_and_a_nan(lead):
+  ex, xp = _mlp_agent()
+  # tau = 0 rejects every verified step: each replans, no queue reaches its end, so it acts as
+  # the paper's executor action for action (lead 2 still plans after every replan).
+  env_a, env_b = toy.FakeEnv(OBS, 1), toy.FakeEnv(OBS, 1)
+  a = evaluation.run_episode(ex, xp, env_a, jax.random.PRNGKey(0), 0, 0.0,
+                             evaluation.Runtime(plan_ahead=True, ahead_lead=lead))
+  b = evaluation.run_episode(ex, xp, env_b, jax.random.PRNGKey(0), 0, 0.0)
+  np.testing.assert_allclose(np.stack(env_a.actions), np.stack(env_b.actions), atol=1e-6)
+  assert (a['planner_calls'], a['adopted'], a['ready_offered']) == (7, 0, 0)
+  assert a['ahead_calls'] == {1: 0, 2: 7}[lead]
+  # Deferred rejections: a rescue plan (not a late plan) follows every deferred step.
+  ex_d = sp.Executor(ex.model, PC, sp.SpecConfig(mode='mlp', exec_len=2, on_reject='defer'),
+                     ex.corrector, fallback_planner=CHEAP)
+  d = evaluation.run_episode(ex_d, xp, toy.FakeEnv(OBS, 1), jax.random.PRNGKey(0), 0, 0.0,
+                             evaluation.Runtime(plan_ahead=True, ahead_lead=lead))
+  assert (d['planner_calls'], d['deferred'], d['adopted']) == (1, 6, 0)
+  assert (d['ahead_calls'], d['ready_offered']) == ({1: 6, 2: 7}[lead], 5)
+  # A non-finite observation (t = 1, exec_len 3 = the horizon): the step leaves index 3, which
+  # for lead 1 is the dispatch index; no plan is made from the NaN latent. Then t = 2 replans
+  # and the queue's dispatch follows (lead 1: after t = 4; lead 2: after t = 3 and t = 6).
+  ex3 = sp.Executor(ex.model, PC, sp.SpecConfig(mode='mlp', exec_len=3), ex.corrector)
+  obs = OBS.copy()
+  obs[1] = np.nan
+  n = evaluation.run_episode(ex3, xp, toy.FakeEnv(obs, 1), jax.random.PRNGKey(0), 0, 1e9,
+                             evaluation.Runtime(plan_ahead=True, ahead_lead=lead))
+  assert n['nonfinite_steps'] == [1] and n['planner_calls'] == 2
+  assert n['ahead_calls'] == {1: 1, 2: 2}[lead]
 
 
 def test_late_plan_ahead_config_checked_and_labelled():
@@ -107,6 +160,9 @@ def test_late_plan_ahead_config_checked_and_labelled():
     evaluation.grid([block], None)
   with pytest.raises(ValueError, match='ahead_lead'):
     evaluation.grid([dict(block, plan_ahead=False, ahead_lead=1)], None)
+  with pytest.raises(ValueError, match='integer'):
+    evaluation.run_episode(ex, XP, env, jax.random.PRNGKey(0), 0, 0.5,
+                           evaluation.Runtime(plan_ahead=True, ahead_lead=1.5))
   pts = evaluation.grid([dict(block, ahead_lead=1), dict(block, ahead_lead=0)], None)
   assert [p.ahead_lead for p in pts] == [0, 1, 1, 0, 0]
   assert evaluation.label(ex, evaluation.Runtime(plan_ahead=True, ahead_lead=1)) == (

@@ -348,6 +348,7 @@ def test_capacities_and_executed_plans():
   assert sp.capacities(5) == (1, 2, 3, 4, 5) and sp.capacities(1) == (1,)
   assert sp.capacities(64) == (1, 2, 4, 8, 16, 24, 32, 40, 48, 56, 64)
   assert sp.capacities(20) == (1, 2, 3, 6, 9, 12, 15, 18, 20)
+  assert sp.capacities(64, steps=4) == (1, 2, 4, 8, 16, 32, 48, 64)   # granule 16
   assert [sp.executed_plans(n, 64) for n in (0, 1, 3, 9, 17, 25, 57, 64)] == [
       0, 1, 4, 16, 24, 32, 64, 64]
   with pytest.raises(ValueError, match='batch >= 1'):
@@ -367,7 +368,7 @@ def test_batched_steps_take_a_task_id_per_environment():
   obs = jax.random.normal(jax.random.PRNGKey(1), (2, B, 5))
   keys = jax.random.split(jax.random.PRNGKey(2), 2 * B).reshape(2, B, 2)
   taus = (jnp.full((B,), 1e9), jnp.array([1e9, 1e9, 0.0]))
-  # step_batch / step_batch_shared share _batch_task and _replan_batch; only the compact step
+  # step_batch / step_batch_shared share _check_batch and _replan_batch; only the compact step
   # (the one sweeps use) is compared with single steps here.
   for batched in (sp.step_batch_compact,):
     state, singles = sp.batch_state(sp.init_state(ex), B), [sp.init_state(ex)] * B
