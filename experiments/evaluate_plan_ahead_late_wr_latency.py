@@ -1,0 +1,13 @@
+"""Decision latency of late plan-ahead on walker-run on a QUIET machine (nothing else running),
+paced at walker's real control period (25 ms x action repeat 2 = 50 ms): 4 episodes (seeds
+150..153) of the baseline (its full plan call is the latency reference, in the same run) and
+the late plan-ahead variants of experiments/evaluate_plan_ahead_late_wr.py. Returns on 4
+episodes are indicative only (10 episodes: evaluate_plan_ahead_late_wr.py)."""
+from spec_jax import builders
+
+
+def get_config():
+  c = builders.config_module(__file__, 'evaluate_plan_ahead_late_wr.py').get_config()
+  c.episodes = 4
+  c.period_ms = 50.0
+  return c
