@@ -12,15 +12,21 @@ from spec_jax import builders
 CHEAP64 = dict(iterations=1, num_samples=64, num_elites=8, num_pi_trajs=8)
 
 
+def late_blocks(quantile: float, rescue_planners):
+  """The paper's executor (MLP, tau at ``quantile`` of the mismatch, H = 3), late plan-ahead
+  with lead 1 and 2, then lead 2 and 1 with deferred rejections for each rescue planner
+  (fallback planner overrides; None: the full planner)."""
+  q = dict(modes=('mlp',), exec_lens=(3,), taus=(), tau_quantiles=(quantile,))
+  ahead = dict(q, plan_ahead=True)
+  defer = lambda lead, fb: dict(ahead, ahead_lead=lead, on_reject='defer',
+                                **({} if fb is None else {'fallback_planner': fb}))
+  return ((q, dict(ahead, ahead_lead=1), dict(ahead, ahead_lead=2)) +
+          tuple(defer(lead, fb) for fb in rescue_planners for lead in (2, 1)))
+
+
 def get_config():
   c = builders.config_module(__file__, 'evaluate_plan_ahead.py').get_config()
   c.period_ms = 0.0
-  q = dict(modes=('mlp',), exec_lens=(3,), taus=(), tau_quantiles=(0.9,))
-  ahead = dict(q, plan_ahead=True)
-  c.blocks = (q,
-              dict(ahead, ahead_lead=1),
-              dict(ahead, ahead_lead=2),
-              dict(ahead, ahead_lead=2, on_reject='defer', fallback_planner=CHEAP64),
-              dict(ahead, ahead_lead=1, on_reject='defer', fallback_planner=CHEAP64),
-              ahead)
+  classic = dict(modes=('mlp',), exec_lens=(3,), taus=(), tau_quantiles=(0.9,), plan_ahead=True)
+  c.blocks = late_blocks(0.9, (CHEAP64,)) + (classic,)
   return c

@@ -533,8 +533,8 @@ def plan_ahead_late(ex: Executor, params: ExecParams, state: SpecState, z_real: 
   the remaining lead - 1 queued (uncorrected) actions; warm start: the queue's plan advanced to
   the queue end (shift state.index + lead - 1 = E). For lead < E a shorter prediction than
   ``plan_ahead``'s E-step one, so the gate at the queue end sees a smaller mismatch (lead = E
-  equals ``plan_ahead`` after a replan in 'spec' mode, and differs by the corrected first action
-  and, after an adopted queue, by the real instead of the predicted seed latent); the plan has
+  equals ``plan_ahead`` after a replan, whose emitted action is the planned one; after an
+  adopted queue it differs by the corrected first action and the real seed latent); the plan has
   ``lead`` control periods to finish. Dispatch it after the step that leaves ``lead - 1``
   queued actions (``state.index == E - lead + 1``) and offer it to the step at index E.
 

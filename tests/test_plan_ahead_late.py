@@ -49,7 +49,7 @@ def test_late_plan_seeds_at_the_lead_step_prediction_of_the_real_latent():
   three = sp.plan_ahead_late(ex, XP, s0, info0.z_real, a0, key, lead=3)
   np.testing.assert_allclose(three.latents[0], obs0 + 0.5 * (np.asarray(a0) + q[1] + q[2]),
                              atol=1e-6)
-  # lead = E right after a replan ('spec': emitted = queued action) is the classic plan-ahead.
+  # lead = E right after a replan (emitted = planned action) is the classic plan-ahead.
   classic = sp.plan_ahead(ex, XP, s0, key)
   np.testing.assert_allclose(three.latents[0], classic.latents[0], atol=1e-5)
   np.testing.assert_allclose(three.actions, classic.actions, atol=1e-5)
