@@ -17,7 +17,8 @@ from spec_jax import reporting
 from spec_jax import speculation as sp
 
 # ahead_calls: plans made ahead per episode (plan-ahead and rescue plans); ready_accept: the
-# fraction of offered ready plans (both kinds) the gate accepted; deferred: rejections that
+# fraction of offered ready plans (all kinds) the gate accepted; end_accept: the same for the
+# plans made ahead for a queue end (rescue plans excluded); deferred: rejections that
 # corrected instead of waiting (on_reject 'defer'; fallbacks counts only gate-forced replans).
 COLUMNS = ('mode', 'gate', 'ahead', 'online', 'tau', 'tau_q', 'exec_len', 'horizon', 'episodes',
            'return_mean', 'return_std', 'return_median', 'return_q25', 'return_q75', 'failed',
@@ -27,7 +28,7 @@ COLUMNS = ('mode', 'gate', 'ahead', 'online', 'tau', 'tau_q', 'exec_len', 'horiz
            'step_ms_mean', 'step_ms_median', 'step_ms_p99', 'step_ms_max', 'replan_ms_median',
            'correct_ms_median', 'correct_to_replan_ratio', 'p99_to_plan', 'period_ms',
            'online_labels', 'online_updates', 'fallback_planner', 'on_reject', 'deferred',
-           'ahead_lead')
+           'ahead_lead', 'end_accept')
 SHORT_COLUMNS = ('mode', 'gate', 'ahead', 'ahead_lead', 'on_reject', 'fallback_planner',
                  'online', 'tau', 'tau_q', 'exec_len', 'return_mean', 'return_std',
                  'return_median', 'return_q25', 'return_q75', 'failed', 'ratio', 'ratio_lo',
@@ -111,6 +112,7 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
   step_params = put(params)
   E = ex.spec.effective_exec_len
   step_ms, replanned, bad_steps, ahead_calls, offered, rescue = [], [], [], 0, 0, False
+  end_offered, end_adopted = 0, 0
   while not done:
     start = time.perf_counter()
     key, step_key = jax.random.split(key)
@@ -118,11 +120,14 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
     use_ready = pending is not None and (rescue or int(state.index) >= E)
     ready = put(pending) if use_ready else empty
     offered += int(use_ready)
+    at_end = use_ready and not rescue   # a plan made ahead for this queue end
     action, state, info = sp.step(ex, step_params, state, jnp.asarray(obs), step_key, tau, t == 0,
                                   ready, task=task)
     action = np.asarray(action)
     step_ms.append(1e3 * (time.perf_counter() - start))
     replanned.append(bool(info.replanned))
+    end_offered += int(at_end)
+    end_adopted += int(at_end and bool(info.adopted))
     if use_ready or replanned[-1]:
       pending = None
     if online_state is not None:
@@ -159,7 +164,8 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
   return dict(ret=ret, planner_calls=int(state.planner_calls), corrections=int(state.corrections),
               fallbacks=int(state.fallbacks), nonfinite=int(state.nonfinite),
               adopted=int(state.adopted), deferred=int(state.deferred),
-              ahead_calls=ahead_calls, ready_offered=offered,
+              ahead_calls=ahead_calls, ready_offered=offered, end_offered=end_offered,
+              end_adopted=end_adopted,
               nonfinite_steps=bad_steps, online_state=online_state,
               step_ms=step_ms, replanned=replanned)
 
@@ -237,6 +243,8 @@ def evaluate_mode(ex: sp.Executor, params: sp.ExecParams, env, tau: float, episo
               ahead_calls=mean('ahead_calls'), adopted=mean('adopted'),
               ready_accept=(sum(e['adopted'] for e in eps) /
                             max(sum(e['ready_offered'] for e in eps), 1)),
+              end_accept=(sum(e['end_adopted'] for e in eps) /
+                          max(sum(e['end_offered'] for e in eps), 1)),
               corrections=mean('corrections'), fallbacks=mean('fallbacks'),
               nonfinite=float(sum(e['nonfinite'] for e in eps)),
               p99_to_plan=lat['step_ms_p99'] / lat['replan_ms_median'],

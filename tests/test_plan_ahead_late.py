@@ -105,6 +105,7 @@ def test_runner_with_late_plan_ahead_matches_the_schedule_by_hand(lead):
                                evaluation.Runtime(plan_ahead=True, ahead_lead=lead))
   assert (out['planner_calls'], out['adopted']) == (1, 3)
   assert (out['ahead_calls'], out['ready_offered']) == ({1: 3, 2: 4}[lead], 3)
+  assert (out['end_offered'], out['end_adopted']) == (3, 3)
   ref, state = _by_hand(ex, xp, OBS, jax.random.PRNGKey(0), 1e9, lead)
   np.testing.assert_allclose(np.stack(env.actions), ref, atol=1e-6)
   assert int(state.adopted) == 3
@@ -134,6 +135,7 @@ def test_late_plan_ahead_with_rejections_deferrals_and_a_nan(lead):
                              evaluation.Runtime(plan_ahead=True, ahead_lead=lead))
   assert (d['planner_calls'], d['deferred'], d['adopted']) == (1, 6, 0)
   assert (d['ahead_calls'], d['ready_offered']) == ({1: 6, 2: 7}[lead], 5)
+  assert (d['end_offered'], d['end_adopted']) == (0, 0)     # all five were rescue plans
   # A non-finite observation (t = 1, exec_len 3 = the horizon): the step leaves index 3, which
   # for lead 1 is the dispatch index; no plan is made from the NaN latent. Then t = 2 replans
   # and the queue's dispatch follows (lead 1: after t = 4; lead 2: after t = 3 and t = 6).
