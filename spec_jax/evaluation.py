@@ -119,14 +119,15 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
     # A plan-ahead is offered at its queue end, a rescue plan (on_reject 'defer') at once.
     use_ready = pending is not None and (rescue or int(state.index) >= E)
     ready = put(pending) if use_ready else empty
-    offered += int(use_ready)
     at_end = use_ready and not rescue   # a plan made ahead for this queue end
     action, state, info = sp.step(ex, step_params, state, jnp.asarray(obs), step_key, tau, t == 0,
                                   ready, task=task)
     action = np.asarray(action)
     step_ms.append(1e3 * (time.perf_counter() - start))
     replanned.append(bool(info.replanned))
-    end_offered += int(at_end)
+    judged = not bool(info.nonfinite)   # a non-finite step never reaches the gate
+    offered += int(use_ready and judged)
+    end_offered += int(at_end and judged)
     end_adopted += int(at_end and bool(info.adopted))
     if use_ready or replanned[-1]:
       pending = None
@@ -243,8 +244,8 @@ def evaluate_mode(ex: sp.Executor, params: sp.ExecParams, env, tau: float, episo
               ahead_calls=mean('ahead_calls'), adopted=mean('adopted'),
               ready_accept=(sum(e['adopted'] for e in eps) /
                             max(sum(e['ready_offered'] for e in eps), 1)),
-              end_accept=(sum(e['end_adopted'] for e in eps) /
-                          max(sum(e['end_offered'] for e in eps), 1)),
+              end_accept=(sum(e['end_adopted'] for e in eps) / sum(e['end_offered'] for e in eps)
+                          if any(e['end_offered'] for e in eps) else float('nan')),
               corrections=mean('corrections'), fallbacks=mean('fallbacks'),
               nonfinite=float(sum(e['nonfinite'] for e in eps)),
               p99_to_plan=lat['step_ms_p99'] / lat['replan_ms_median'],

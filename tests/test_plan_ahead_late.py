@@ -146,6 +146,16 @@ def test_late_plan_ahead_with_rejections_deferrals_and_a_nan(lead):
                              evaluation.Runtime(plan_ahead=True, ahead_lead=lead))
   assert n['nonfinite_steps'] == [1] and n['planner_calls'] == 2
   assert n['ahead_calls'] == {1: 1, 2: 2}[lead]
+  # lead 1: one queue end reached (t = 5, adopted); lead 2: t = 5 only (the NaN step came first).
+  assert (n['end_offered'], n['end_adopted']) == (1, 1)
+  # A NaN exactly at a queue end (exec_len 2, t = 2): that offer never reached the gate and is
+  # not counted; t = 3 replans and the next queue end (t = 5) is offered and adopted.
+  obs = OBS.copy()
+  obs[2] = np.nan
+  m = evaluation.run_episode(ex, xp, toy.FakeEnv(obs, 1), jax.random.PRNGKey(0), 0, 1e9,
+                             evaluation.Runtime(plan_ahead=True, ahead_lead=lead))
+  assert m['nonfinite_steps'] == [2]
+  assert (m['end_offered'], m['end_adopted'], m['ready_offered']) == (1, 1, 1)
 
 
 def test_late_plan_ahead_config_checked_and_labelled():
