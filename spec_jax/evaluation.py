@@ -112,7 +112,7 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
   step_params = put(params)
   E = ex.spec.effective_exec_len
   step_ms, replanned, bad_steps, ahead_calls, offered, rescue = [], [], [], 0, 0, False
-  end_offered, end_adopted = 0, 0
+  end_offered, end_adopted, lead = 0, 0, runtime.ahead_lead
   while not done:
     start = time.perf_counter()
     key, step_key = jax.random.split(key)
@@ -139,14 +139,14 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
       step_params = put(params)
     ahead_key = jax.random.fold_in(step_key, 1)
     rescue = runtime.plan_ahead and bool(info.deferred)
-    lead = runtime.ahead_lead
+    from_real = (state, info.z_real, jnp.asarray(action), ahead_key)  # rescue / late plan inputs
     if rescue:
-      pending = sp.rescue_plan(ex, rescue_params, *jax.device_put(
-          (state, info.z_real, jnp.asarray(action), ahead_key), rescue_dev), task=task)
+      pending = sp.rescue_plan(ex, rescue_params, *jax.device_put(from_real, rescue_dev),
+                               task=task)
       ahead_calls += 1
     elif lead and int(state.index) == E - lead + 1 and not bool(info.nonfinite):
-      pending = sp.plan_ahead_late(ex, ahead_params, *jax.device_put(
-          (state, info.z_real, jnp.asarray(action), ahead_key), ahead_dev), lead=lead, task=task)
+      pending = sp.plan_ahead_late(ex, ahead_params, *jax.device_put(from_real, ahead_dev),
+                                   lead=lead, task=task)
       ahead_calls += 1
     elif runtime.plan_ahead and not lead and (replanned[-1] or bool(info.adopted)):
       pending = sp.plan_ahead(ex, ahead_params, jax.device_put(state, ahead_dev),

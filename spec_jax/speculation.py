@@ -170,8 +170,7 @@ class ReadyPlan(NamedTuple):
   (``plan_ahead``, offered at the queue end), from the L-step prediction of the real latent L
   steps before the queue end (``plan_ahead_late``, offered at the queue end) or, after a
   deferred rejection, from the one-step prediction of the real latent (``rescue_plan``, offered
-  at the next step). Adopted if the
-  gate accepts its seed, with no planner wait."""
+  at the next step). Adopted if the gate accepts its seed, with no planner wait."""
   actions: jax.Array    # [H, A]
   latents: jax.Array    # [H+1, Z]; latents[0] is the seed z_hat
   prev_mean: jax.Array  # [H, A] the planner state after that plan (warm start)
