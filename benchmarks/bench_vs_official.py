@@ -8,8 +8,8 @@ with spec_jax). Both planners use the official defaults for humanoid (obs 67, ac
 samples, 8 iterations, horizon 3); the official one runs eagerly (torch.compile targets CUDA
 graphs). Median ms per plan call after warm-up/compile; GFLOP per plan call counted from the
 layer shapes (``planner.plan_flops``: the official planner recomputes z0's share of the first
-dynamics/reward layer for every sample, spec_jax computes it once per plan) and the GFLOP/s
-each achieves.
+dynamics/reward layer for every sample and re-rolls the policy-prior trajectories in every
+iteration, spec_jax does each once per plan) and the GFLOP/s each achieves.
 """
 import argparse
 import statistics
@@ -93,7 +93,7 @@ def main():
 
     ms_t = _median_ms(run_official, args.repeats)
     ms_j = _median_ms(run_jax, args.repeats)
-    gf_t, gf_j = (planner.plan_flops(mcfg, pcfg, share_z0=s) / 1e9 for s in (False, True))
+    gf_t, gf_j = (planner.plan_flops(mcfg, pcfg, official=o) / 1e9 for o in (True, False))
     print(f'| {size}M | {gf_t:.1f} | {gf_j:.1f} | {ms_t:.1f} | {ms_j:.1f} | {1e3 * gf_t / ms_t:.0f} '
           f'| {1e3 * gf_j / ms_j:.0f} | {ms_t / ms_j:.2f} |', flush=True)
 

@@ -58,18 +58,24 @@ def draw_noise(model: wm_lib.WorldModel, cfg: config_lib.PlannerConfig,
                    gumbel=jax.random.gumbel(k[4], (E,)), act=jax.random.normal(k[5], (A,)))
 
 
-def estimate_value(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerConfig,
-                   z: jax.Array, actions: jax.Array, pi_eps: jax.Array,
-                   q_idx: jax.Array, task=None, shares=None) -> jax.Array:
-  """Value of action sequences. z [N, Z], actions [H, N, A], pi_eps [N, A] -> [N].
+class Rollout(NamedTuple):
+  """The part of a value estimate before the terminal Q (see ``rollout_return``)."""
+  z_h: jax.Array   # [N, Z] latent after the H actions
+  ret: jax.Array   # [N]    discounted sum of the predicted rewards
+  disc: jax.Array  # []     discount^H
+  done: jax.Array  # [N]    1 once an episodic model predicted termination, else 0
 
-  sum_t discount^t (1 - done_t) r_hat_t + discount^H (1 - done_H) Q_avg(z_H, pi(z_H)), Q_avg
-  over members q_idx [2]. done_t = 1 once an episodic model's termination(z_s) > 0.5 for some
-  s <= t (always 0 otherwise). ``task`` (multitask): conditions every head and picks the
-  task's discount (ModelConfig.task_discounts, else cfg.discount). ``shares``: optional
-  (dynamics, reward) ``latent_share`` of the z0 that every row of z equals ([mlp_dim] each):
-  step 0 then adds only the actions' share per sample (z0 sharing; same values up to float
-  rounding).
+
+def rollout_return(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerConfig,
+                   z: jax.Array, actions: jax.Array, task=None, shares=None) -> Rollout:
+  """Rewards of action sequences through the dynamics. z [N, Z], actions [H, N, A].
+
+  ret = sum_t discount^t (1 - done_t) r_hat_t; done_t = 1 once an episodic model's
+  termination(z_s) > 0.5 for some s <= t (always 0 otherwise). ``task`` (multitask): conditions
+  every head and picks the task's discount (ModelConfig.task_discounts, else cfg.discount).
+  ``shares``: optional (dynamics, reward) ``latent_share`` of the z0 that every row of z equals
+  ([mlp_dim] each): step 0 then adds only the actions' share per row (z0 sharing; same values
+  up to float rounding). Deterministic: no random draw.
   """
   tk = task_kwargs(task)
   gamma = cfg.discount if task is None else model.discount(task, cfg.discount)
@@ -90,11 +96,38 @@ def estimate_value(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerConf
   if shares is not None:
     init, _ = step(init, actions[0], shares)
     actions = actions[1:]
-  (z_h, ret, disc, done), _ = jax.lax.scan(step, init, actions)
-  a_h, _ = model.pi_with_noise(params, z_h, pi_eps, **tk)
+  carry, _ = jax.lax.scan(step, init, actions)
+  return Rollout(*carry)
+
+
+def terminal_value(model: wm_lib.WorldModel, params, rollout: Rollout, pi_eps: jax.Array,
+                   q_idx: jax.Array, task=None) -> jax.Array:
+  """rollout.ret + discount^H (1 - done) Q_avg(z_H, pi(z_H)) -> [N]: the policy's action at z_H
+  drawn with pi_eps [N, A], Q averaged over the members q_idx [2]."""
+  tk = task_kwargs(task)
+  a_h, _ = model.pi_with_noise(params, rollout.z_h, pi_eps, **tk)
   emb_kw = {} if task is None else {'emb': model.task_emb(params, task)}
-  q = model.q_pair_idx(params['Qs'], z_h, a_h, q_idx, reduce='avg', **emb_kw)
-  return ret + disc * (1.0 - done) * q
+  q = model.q_pair_idx(params['Qs'], rollout.z_h, a_h, q_idx, reduce='avg', **emb_kw)
+  return rollout.ret + rollout.disc * (1.0 - rollout.done) * q
+
+
+def estimate_value(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerConfig,
+                   z: jax.Array, actions: jax.Array, pi_eps: jax.Array,
+                   q_idx: jax.Array, task=None, shares=None) -> jax.Array:
+  """Value of action sequences. z [N, Z], actions [H, N, A], pi_eps [N, A] -> [N].
+
+  sum_t discount^t (1 - done_t) r_hat_t + discount^H (1 - done_H) Q_avg(z_H, pi(z_H)), Q_avg
+  over members q_idx [2]: ``rollout_return`` then ``terminal_value`` (task, shares as there).
+  """
+  return terminal_value(model, params,
+                        rollout_return(model, params, cfg, z, actions, task, shares),
+                        pi_eps, q_idx, task)
+
+
+def _concat_rollouts(a: Rollout, b: Rollout) -> Rollout:
+  """Rows of a then rows of b (the same discount^H)."""
+  return Rollout(*(jnp.concatenate([x, y]) for x, y in zip(a[:2], b[:2])), a.disc,
+                 jnp.concatenate([a.done, b.done]))
 
 
 def task_kwargs(task):
@@ -163,14 +196,18 @@ def _mlp_flops(width_in: int, hidden, width_out: int) -> int:
 
 
 def plan_flops(model_cfg: config_lib.ModelConfig, cfg: config_lib.PlannerConfig,
-               share_z0: bool = True) -> int:
+               official: bool = False) -> int:
   """Matrix-multiply FLOPs (2 per multiply-add) of one ``plan`` call, counted from the layer
   shapes; elementwise work (LayerNorm, Mish, SimNorm, two-hot decoding, MPPI statistics) is
-  not counted. Encoder once; policy-prior rollout P x H x (pi + dynamics); per MPPI iteration
-  N x (H x (reward + dynamics) + pi + 2 Q members); the chosen plan's latents H x dynamics.
-  share_z0 (as ``plan`` runs): z0's share of the first dynamics and reward layer at t = 0 is
-  computed once per plan instead of once per sample and iteration; False: the official
-  planner's count."""
+  not counted.
+
+  official=True: the official planner's count. Encoder once; policy-prior rollout P x H x
+  (pi + dynamics); per MPPI iteration N x (H x (reward + dynamics) + pi + 2 Q members); the
+  chosen plan's latents H x dynamics. As ``plan`` runs (official=False), two exact savings:
+  the P policy-prior trajectories' rewards and z_H are computed once per plan, not once per
+  iteration; and z0's share of the first dynamics and reward layer at t = 0 is computed once
+  per plan instead of once for every row that starts from z0.
+  """
   c = model_cfg
   zin = c.latent_dim + (c.task_dim if getattr(c, 'multitask', False) else 0)
   z0_part = 2 * (2 * zin * c.mlp_dim)           # dynamics + reward, first layer, z0 rows
@@ -180,9 +217,11 @@ def plan_flops(model_cfg: config_lib.ModelConfig, cfg: config_lib.PlannerConfig,
   rew = q = _mlp_flops(za, mlp, c.num_bins)
   pi = _mlp_flops(c.latent_dim, mlp, 2 * c.action_dim)
   H, N, P, I = cfg.horizon, cfg.num_samples, cfg.num_pi_trajs, cfg.iterations
-  per_sample = H * (rew + dyn) + pi + 2 * q
-  total = enc + P * H * (pi + dyn) + I * N * per_sample + H * dyn
-  return total - (I * N - 1) * z0_part if share_z0 else total
+  total = enc + P * H * (pi + dyn) + I * N * (H * (rew + dyn) + pi + 2 * q) + H * dyn
+  if official:
+    return total
+  rollout_rows = P + I * (N - P)                # rows rolled out from z0 per plan
+  return total - (I * N - rollout_rows) * H * (rew + dyn) - (rollout_rows - 1) * z0_part
 
 
 @functools.partial(jax.jit, static_argnames=('model', 'cfg', 'eval_mode'))
@@ -245,25 +284,26 @@ def _plan_core(model, params, cfg, state, z0, noise, t0, eval_mode, temperature,
   H, N, P, A, E = (cfg.horizon, cfg.num_samples, cfg.num_pi_trajs, model.cfg.action_dim,
                    cfg.num_elites)
   mask = None if task is None else model.action_mask(task)                  # [A] or None
-  pi_actions = policy_rollout(model, params, jnp.broadcast_to(z0, (P, z0.shape[-1])),
-                              noise.pi_eps, task) if P > 0 else jnp.zeros((H, 0, A))
+  masked = (lambda x: x) if mask is None else (lambda x: x * mask)
   z = jnp.broadcast_to(z0, (N, z0.shape[-1]))
   shares = _z0_shares(model, params, z0, task)  # once per plan, not per sample and iteration
+  # The policy-prior trajectories are the same in every iteration: their rewards and z_H are
+  # computed once per plan; only their terminal value (fresh draws) is per iteration.
+  pi_actions = masked(policy_rollout(model, params, z[:P], noise.pi_eps, task)) if P > 0 else (
+      jnp.zeros((H, 0, A)))
+  pi_part = rollout_return(model, params, cfg, z[:P], pi_actions, task, shares)
   mean = warm_start(state.prev_mean, shift, t0)
   std = jnp.full((H, A), cfg.max_std)
 
   def iteration(i, carry):
     mean, std, _, _, _ = carry
-    sampled = jnp.clip(mean[:, None] + std[:, None] * noise.sample[i], -1.0, 1.0)
+    sampled = masked(jnp.clip(mean[:, None] + std[:, None] * noise.sample[i], -1.0, 1.0))
+    part = rollout_return(model, params, cfg, z[P:], sampled, task, shares)
+    value = terminal_value(model, params, _concat_rollouts(pi_part, part), noise.value_pi_eps[i],
+                           noise.q_idx[i], task)
     actions = jnp.concatenate([pi_actions, sampled], axis=1)
-    if mask is not None:
-      actions = actions * mask
-    value = estimate_value(model, params, cfg, z, actions, noise.value_pi_eps[i], noise.q_idx[i],
-                           task, shares)
     mean, std, elite_actions, elite_value, score = _mppi_update(cfg, value, actions, temperature)
-    if mask is not None:
-      mean, std = mean * mask, std * mask
-    return mean, std, elite_actions, elite_value, score
+    return masked(mean), masked(std), elite_actions, elite_value, score
 
   init = (mean, std, jnp.zeros((H, E, A)), jnp.zeros((E,)), jnp.ones((E,)) / E)
   mean, std, elite_actions, elite_value, score = jax.lax.fori_loop(

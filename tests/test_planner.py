@@ -1,4 +1,6 @@
 """MPPI planner: bounds, determinism, optimisation on a known problem, vmap, warm start."""
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -160,17 +162,21 @@ def test_plan_flops_hand_counted():
                             num_bins=3, simnorm_dim=2)
   pcfg = config.PlannerConfig(horizon=2, num_samples=4, num_pi_trajs=1, iterations=2,
                               num_elites=2)
-  assert planner.plan_flops(mcfg, pcfg, share_z0=False) == 8096
-  # z0 sharing: the z0 rows of the first dynamics and reward layer, 2 * 2 * (4 * 5) = 80 FLOPs,
-  # once per plan instead of I * N = 8 times: 8096 - 7 * 80 = 7536.
-  assert planner.plan_flops(mcfg, pcfg) == 7536
-  # Humanoid (obs 67, action 21), official MPPI: 18.0 GFLOP (1M) and 48.3 GFLOP (5M) per call;
-  # sharing z0 saves (8 * 512 - 1) * 4 * 512 * 512 FLOPs on the 5M model (8.9%).
+  assert planner.plan_flops(mcfg, pcfg, official=True) == 8096
+  # As plan runs: the P = 1 policy-prior row's rewards and z_H once, not I = 2 times:
+  # - 1 * 1 * H * (130 + 140) = 540; rows rolled out from z0: P + I * (N - P) = 7, z0's share
+  # of the first dynamics and reward layer (2 * 2 * (4 * 5) = 80) once instead of 7 times:
+  # - 6 * 80 = 480. 8096 - 540 - 480 = 7076.
+  assert planner.plan_flops(mcfg, pcfg) == 7076
+  # Humanoid (obs 67, action 21), official MPPI: 18.0 GFLOP (1M) and 48.3 GFLOP (5M) per call.
+  # 5M: za = 533, dynamics 2 * (533 * 512 + 512 * 512 + 512 * 512) = 1_594_368, reward
+  # 2 * (533 * 512 + 512 * 512 + 512 * 101) = 1_173_504; policy-prior rows once:
+  # 7 * 24 * 3 * 2_767_872 saved; z0 rows 24 + 8 * 488 = 3928, (3928 - 1) * 4 * 512 * 512 saved.
   hum = config.planner_config(21, 500)
-  assert planner.plan_flops(config.model_config(5, 67, 21), hum, False) == 48_294_552_064
-  assert round(planner.plan_flops(config.model_config(1, 67, 21), hum, False) / 1e9, 1) == 18.0
+  assert planner.plan_flops(config.model_config(5, 67, 21), hum, official=True) == 48_294_552_064
+  assert round(planner.plan_flops(config.model_config(1, 67, 21), hum, True) / 1e9, 1) == 18.0
   assert planner.plan_flops(config.model_config(5, 67, 21), hum) == (
-      48_294_552_064 - 4095 * 4 * 512 * 512)
+      48_294_552_064 - 7 * 24 * 3 * 2_767_872 - 3927 * 4 * 512 * 512)
 
 
 @pytest.mark.parametrize('multitask', [False, True], ids=['single', 'multitask'])
@@ -212,18 +218,55 @@ def test_estimate_value_takes_step_zero_from_the_shares(agent):
                          ref, atol=1e-3)
 
 
-def test_plan_computes_the_z0_shares_once_and_passes_them(agent, monkeypatch):
+def test_plan_rolls_out_the_policy_prior_rows_once_and_shares_z0(agent, monkeypatch):
+  # The iteration body is traced once: one roll-out of the P policy-prior rows outside the
+  # MPPI loop, one of the N - P sampled rows inside it, both given z0's shares.
   wm, params = agent
   seen = []
-  real = planner.estimate_value
+  real = planner.rollout_return
 
-  def spy(*args, **kwargs):
-    seen.append(args[8] if len(args) > 8 else kwargs.get('shares'))
-    return real(*args, **kwargs)
+  def spy(model, params, cfg, z, actions, task=None, shares=None):
+    seen.append((z.shape[0], actions.shape[1], shares))
+    return real(model, params, cfg, z, actions, task, shares)
 
-  monkeypatch.setattr(planner, 'estimate_value', spy)
+  monkeypatch.setattr(planner, 'rollout_return', spy)
   obs = jnp.sin(jnp.arange(OBS, dtype=jnp.float32))
   st = planner.init_state(SMALL, ACT)
   noise = planner.draw_noise(wm, SMALL, jax.random.PRNGKey(0))
   planner.plan_with_noise.__wrapped__(wm, params, SMALL, st, obs, noise, True, True)
-  assert seen and all(s is not None and s[0].shape == (wm.cfg.mlp_dim,) for s in seen)
+  P, N = SMALL.num_pi_trajs, SMALL.num_samples
+  assert [(rows, cols) for rows, cols, _ in seen] == [(P, P), (N - P, N - P)]
+  assert all(s is not None and s[0].shape == (wm.cfg.mlp_dim,) for _, _, s in seen)
+
+
+@pytest.mark.parametrize('episodic', [False, True], ids=['continuing', 'episodic'])
+def test_value_of_two_row_groups_equals_the_value_of_all_rows(agent, episodic):
+  # The planner rolls out the policy-prior rows and the sampled rows apart and concatenates
+  # them before the terminal value; row i of pi_eps, done and ret must stay with action row i.
+  wm, params = agent
+  if episodic:  # a termination head that fires for some rows and not others
+    wm = world_model.WorldModel(dataclasses.replace(wm.cfg, episodic=True))
+    params = dict(params, termination=wm.init(jax.random.PRNGKey(4))['termination'])
+    out = params['termination']['dense_out']
+    params['termination'] = dict(params['termination'], dense_out=dict(
+        out, kernel=jax.random.normal(jax.random.PRNGKey(5), out['kernel'].shape)))
+  z0 = wm.encode(params, jnp.cos(jnp.arange(OBS, dtype=jnp.float32)))
+  N, P = 12, 5
+  z = jnp.broadcast_to(z0, (N, z0.shape[0]))
+  actions = jax.random.uniform(jax.random.PRNGKey(1), (SMALL.horizon, N, ACT), minval=-1,
+                               maxval=1)
+  if episodic:  # centre the termination logit: about half of the rows terminate
+    zs = jnp.swapaxes(jax.vmap(lambda a: planner.rollout_latents(wm, params, z0, a))(
+        jnp.swapaxes(actions, 0, 1))[:, 1:], 0, 1)                         # [H, N, Z]
+    peak = jnp.max(jax.scipy.special.logit(wm.termination(params, zs)), axis=0)
+    params['termination']['dense_out']['bias'] = -jnp.median(peak)[None] - 1e-3
+  eps, q_idx = jax.random.normal(jax.random.PRNGKey(2), (N, ACT)), jnp.array([1, 0])
+  ref = planner.estimate_value(wm, params, SMALL, z, actions, eps, q_idx)
+  parts = [planner.rollout_return(wm, params, SMALL, z[rows], actions[:, rows])
+           for rows in (slice(0, P), slice(P, N))]
+  joined = planner._concat_rollouts(*parts)
+  got = planner.terminal_value(wm, params, joined, eps, q_idx)
+  np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+  assert float(parts[0].disc) == pytest.approx(SMALL.discount ** SMALL.horizon)
+  if episodic:
+    assert 0 < float(parts[0].done.sum()) < P and 0 < float(parts[1].done.sum()) < N - P
