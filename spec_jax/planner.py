@@ -195,7 +195,7 @@ def _mlp_flops(width_in: int, hidden, width_out: int) -> int:
   return sum(2 * a * b for a, b in zip(widths[:-1], widths[1:]))
 
 
-def plan_flops(model_cfg: config_lib.ModelConfig, cfg: config_lib.PlannerConfig,
+def plan_flops(model_cfg: config_lib.ModelConfig, cfg: config_lib.PlannerConfig, *,
                official: bool = False) -> int:
   """Matrix-multiply FLOPs (2 per multiply-add) of one ``plan`` call, counted from the layer
   shapes; elementwise work (LayerNorm, Mish, SimNorm, two-hot decoding, MPPI statistics) is

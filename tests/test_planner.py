@@ -174,7 +174,8 @@ def test_plan_flops_hand_counted():
   # 7 * 24 * 3 * 2_767_872 saved; z0 rows 24 + 8 * 488 = 3928, (3928 - 1) * 4 * 512 * 512 saved.
   hum = config.planner_config(21, 500)
   assert planner.plan_flops(config.model_config(5, 67, 21), hum, official=True) == 48_294_552_064
-  assert round(planner.plan_flops(config.model_config(1, 67, 21), hum, True) / 1e9, 1) == 18.0
+  assert round(planner.plan_flops(config.model_config(1, 67, 21), hum, official=True) / 1e9,
+               1) == 18.0
   assert planner.plan_flops(config.model_config(5, 67, 21), hum) == (
       48_294_552_064 - 7 * 24 * 3 * 2_767_872 - 3927 * 4 * 512 * 512)
 
@@ -219,14 +220,15 @@ def test_estimate_value_takes_step_zero_from_the_shares(agent):
 
 
 def test_plan_rolls_out_the_policy_prior_rows_once_and_shares_z0(agent, monkeypatch):
-  # The iteration body is traced once: one roll-out of the P policy-prior rows outside the
-  # MPPI loop, one of the N - P sampled rows inside it, both given z0's shares.
+  # Run eagerly (no jit): arrays outside the MPPI fori_loop are concrete, inside it traced (the
+  # body is traced once). One roll-out of the P policy-prior rows outside the loop, one of the
+  # N - P sampled rows inside it, both given z0's shares.
   wm, params = agent
   seen = []
   real = planner.rollout_return
 
   def spy(model, params, cfg, z, actions, task=None, shares=None):
-    seen.append((z.shape[0], actions.shape[1], shares))
+    seen.append((z.shape[0], actions.shape[1], isinstance(actions, jax.core.Tracer), shares))
     return real(model, params, cfg, z, actions, task, shares)
 
   monkeypatch.setattr(planner, 'rollout_return', spy)
@@ -235,8 +237,24 @@ def test_plan_rolls_out_the_policy_prior_rows_once_and_shares_z0(agent, monkeypa
   noise = planner.draw_noise(wm, SMALL, jax.random.PRNGKey(0))
   planner.plan_with_noise.__wrapped__(wm, params, SMALL, st, obs, noise, True, True)
   P, N = SMALL.num_pi_trajs, SMALL.num_samples
-  assert [(rows, cols) for rows, cols, _ in seen] == [(P, P), (N - P, N - P)]
-  assert all(s is not None and s[0].shape == (wm.cfg.mlp_dim,) for _, _, s in seen)
+  assert [r[:3] for r in seen] == [(P, P, False), (N - P, N - P, True)]
+  assert all(s is not None and s[0].shape == (wm.cfg.mlp_dim,) for *_, s in seen)
+
+
+def test_plan_without_policy_prior_rows(agent):
+  # num_pi_trajs = 0: the policy-prior group is empty (zero rows through the z0-share path).
+  # The plan is finite and the same jitted and eager.
+  wm, params = agent
+  pc = config.PlannerConfig(horizon=3, iterations=3, num_samples=64, num_elites=8,
+                            num_pi_trajs=0)
+  obs, st = jnp.linspace(-1, 1, OBS), planner.init_state(pc, ACT)
+  noise = planner.draw_noise(wm, pc, jax.random.PRNGKey(1))
+  assert noise.pi_eps.shape == (3, 0, ACT)
+  jitted, _ = planner.plan_with_noise(wm, params, pc, st, obs, noise, True, True)
+  eager, _ = planner.plan_with_noise.__wrapped__(wm, params, pc, st, obs, noise, True, True)
+  assert np.all(np.isfinite(jitted.actions)) and np.isfinite(float(jitted.value))
+  np.testing.assert_allclose(jitted.actions, eager.actions, atol=1e-5)
+  np.testing.assert_allclose(jitted.value, eager.value, rtol=1e-4)
 
 
 @pytest.mark.parametrize('episodic', [False, True], ids=['continuing', 'episodic'])
