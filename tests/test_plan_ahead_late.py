@@ -94,7 +94,7 @@ def _mlp_agent():
 OBS = np.sin(np.arange(35.0)).reshape(7, 5)
 
 
-@pytest.mark.parametrize('lead', [1, 2])
+@pytest.mark.parametrize('lead', [1, pytest.param(2, marks=pytest.mark.slow)])  # 2: -m slow
 def test_runner_with_late_plan_ahead_matches_the_schedule_by_hand(lead):
   # exec_len 2, 7 steps, tau 1e9 (every ready plan accepted): one blocking plan at t0, ready
   # plans adopted at t = 2, 4, 6; lead 1 dispatches after t = 1, 3, 5 (3 plans), lead 2 after
@@ -116,7 +116,7 @@ def test_runner_with_late_plan_ahead_matches_the_schedule_by_hand(lead):
   assert not np.allclose(np.stack(env0.actions), ref, atol=1e-4)
 
 
-@pytest.mark.parametrize('lead', [1, 2])
+@pytest.mark.parametrize('lead', [1, pytest.param(2, marks=pytest.mark.slow)])  # 2: -m slow
 def test_late_plan_ahead_with_rejections_deferrals_and_a_nan(lead):
   ex, xp = _mlp_agent()
   # tau = 0 rejects every verified step: each replans, no queue reaches its end, so it acts as

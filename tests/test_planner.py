@@ -30,6 +30,19 @@ def agent():
   return wm, params
 
 
+@pytest.fixture(scope='module')
+def small_agent():
+  """A narrow model (latent 32, mlp 48) with non-zero reward/Q heads, for the tests that run
+  the planner eagerly."""
+  wm = world_model.WorldModel(config.model_config(1, OBS, ACT, latent_dim=32, mlp_dim=48,
+                                                  enc_dim=48))
+  params = wm.init(jax.random.PRNGKey(0))
+  for head, k in (('reward', 21), ('Qs', 22)):
+    out = params[head]['dense_out']
+    out['kernel'] = 0.1 * jax.random.normal(jax.random.PRNGKey(k), out['kernel'].shape)
+  return wm, params
+
+
 def _plan(agent, key, obs=None, t0=True, eval_mode=False, state=None):
   wm, params = agent
   obs = jnp.linspace(-1, 1, OBS) if obs is None else obs
@@ -180,7 +193,9 @@ def test_plan_flops_hand_counted():
       48_294_552_064 - 7 * 24 * 3 * 2_767_872 - 3927 * 4 * 512 * 512)
 
 
-@pytest.mark.parametrize('multitask', [False, True], ids=['single', 'multitask'])
+# single: -m slow (its path is also checked by test_estimate_value_takes_step_zero_from_the_shares)
+@pytest.mark.parametrize('multitask', [pytest.param(False, marks=pytest.mark.slow), True],
+                         ids=['single', 'multitask'])
 def test_latent_share_plus_action_share_equals_the_first_layer(multitask):
   kw = dict(num_tasks=3, task_dim=8, action_dims=(2, 4, 3)) if multitask else {}
   wm = world_model.WorldModel(config.model_config(1, OBS, ACT, latent_dim=32, mlp_dim=48,
@@ -219,11 +234,11 @@ def test_estimate_value_takes_step_zero_from_the_shares(agent):
                          ref, atol=1e-3)
 
 
-def test_plan_rolls_out_the_policy_prior_rows_once_and_shares_z0(agent, monkeypatch):
+def test_plan_rolls_out_the_policy_prior_rows_once_and_shares_z0(small_agent, monkeypatch):
   # Run eagerly (no jit): arrays outside the MPPI fori_loop are concrete, inside it traced (the
   # body is traced once). One roll-out of the P policy-prior rows outside the loop, one of the
   # N - P sampled rows inside it, both given z0's shares.
-  wm, params = agent
+  wm, params = small_agent
   seen = []
   real = planner.rollout_return
 
@@ -241,10 +256,10 @@ def test_plan_rolls_out_the_policy_prior_rows_once_and_shares_z0(agent, monkeypa
   assert all(s is not None and s[0].shape == (wm.cfg.mlp_dim,) for *_, s in seen)
 
 
-def test_plan_without_policy_prior_rows(agent):
+def test_plan_without_policy_prior_rows(small_agent):
   # num_pi_trajs = 0: the policy-prior group is empty (zero rows through the z0-share path).
   # The plan is finite and the same jitted and eager.
-  wm, params = agent
+  wm, params = small_agent
   pc = config.PlannerConfig(horizon=3, iterations=3, num_samples=64, num_elites=8,
                             num_pi_trajs=0)
   obs, st = jnp.linspace(-1, 1, OBS), planner.init_state(pc, ACT)
@@ -257,11 +272,13 @@ def test_plan_without_policy_prior_rows(agent):
   np.testing.assert_allclose(jitted.value, eager.value, rtol=1e-4)
 
 
-@pytest.mark.parametrize('episodic', [False, True], ids=['continuing', 'episodic'])
-def test_value_of_two_row_groups_equals_the_value_of_all_rows(agent, episodic):
+# continuing: -m slow (the episodic case checks the same concatenation and more)
+@pytest.mark.parametrize('episodic', [pytest.param(False, marks=pytest.mark.slow), True],
+                         ids=['continuing', 'episodic'])
+def test_value_of_two_row_groups_equals_the_value_of_all_rows(small_agent, episodic):
   # The planner rolls out the policy-prior rows and the sampled rows apart and concatenates
   # them before the terminal value; row i of pi_eps, done and ret must stay with action row i.
-  wm, params = agent
+  wm, params = small_agent
   if episodic:  # a termination head that fires for some rows and not others
     wm = world_model.WorldModel(dataclasses.replace(wm.cfg, episodic=True))
     params = dict(params, termination=wm.init(jax.random.PRNGKey(4))['termination'])
