@@ -6,9 +6,14 @@
   changes speed, not results, and the suite passes identically at the default level:
   XLA_FLAGS=--xla_force_host_platform_device_count=1 pytest tests   (full optimisation).
 * --xla_cpu_multi_thread_eigen=false: the two pytest-xdist workers already fill both cores.
+* --xla_cpu_experimental_ynn_fusion_type= (YNNPACK fusion off): jaxlib 0.10.2's CPU YNNPACK
+  fusion computes garbage when a dot operand is a compile-time constant, e.g. parameters
+  initialised inside the jit that uses them (tests/scripts/ynn_constant_dot.py reproduces it;
+  test_agent.py's vmap-over-seeds test does exactly that and failed rarely with NaN).
 """
 import os
 
 os.environ.setdefault('MUJOCO_GL', 'disable')
 os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=1 '
-                      '--xla_backend_optimization_level=0 --xla_cpu_multi_thread_eigen=false')
+                      '--xla_backend_optimization_level=0 --xla_cpu_multi_thread_eigen=false '
+                      '--xla_cpu_experimental_ynn_fusion_type=')
