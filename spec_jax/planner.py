@@ -66,6 +66,22 @@ class Rollout(NamedTuple):
   done: jax.Array  # [N]    1 once an episodic model predicted termination, else 0
 
 
+def _accumulator(model, params, cfg, task):
+  """(carry (z, ret, disc, done), r [N], z_next [N, Z]) -> the carry one step later: the
+  discounted reward added unless done, done set once an episodic model predicts termination."""
+  tk = task_kwargs(task)
+  gamma = cfg.discount if task is None else model.discount(task, cfg.discount)
+
+  def accumulate(carry, r, z_next):
+    _, ret, disc, done = carry
+    ret = ret + disc * (1.0 - done) * r
+    if getattr(model.cfg, 'episodic', False):
+      done = jnp.minimum(done + (model.termination(params, z_next, **tk) > 0.5), 1.0)
+    return z_next, ret, disc * gamma, done
+
+  return accumulate
+
+
 def rollout_return(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerConfig,
                    z: jax.Array, actions: jax.Array, task=None, shares=None) -> Rollout:
   """Rewards of action sequences through the dynamics. z [N, Z], actions [H, N, A].
@@ -78,19 +94,16 @@ def rollout_return(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerConf
   up to float rounding). Deterministic: no random draw.
   """
   tk = task_kwargs(task)
-  gamma = cfg.discount if task is None else model.discount(task, cfg.discount)
+  accumulate = _accumulator(model, params, cfg, task)
 
   def step(carry, a_t, first=None):
-    z_t, ret, disc, done = carry
+    z_t = carry[0]
     if first is None:
       r, z_next = model.reward(params, z_t, a_t, **tk), model.next(params, z_t, a_t, **tk)
     else:
       r = model.reward_from_share(params, first[1], a_t)
       z_next = model.next_from_share(params, first[0], a_t)
-    ret = ret + disc * (1.0 - done) * r
-    if getattr(model.cfg, 'episodic', False):
-      done = jnp.minimum(done + (model.termination(params, z_next, **tk) > 0.5), 1.0)
-    return (z_next, ret, disc * gamma, done), None
+    return accumulate(carry, r, z_next), None
 
   init = (z, jnp.zeros(z.shape[0]), jnp.ones(()), jnp.zeros(z.shape[0]))
   if shares is not None:
@@ -144,6 +157,24 @@ def policy_rollout(model: wm_lib.WorldModel, params, z: jax.Array,
 
   _, actions = jax.lax.scan(step, z, pi_eps)
   return actions
+
+
+def policy_prior_rollout(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerConfig,
+                         z: jax.Array, pi_eps: jax.Array, task=None):
+  """``policy_rollout`` and ``rollout_return`` of its actions in one scan (the rewards along
+  the policy's own latents). z [P, Z], pi_eps [H, P, A] -> (actions [H, P, A], Rollout [P])."""
+  tk = task_kwargs(task)
+  accumulate = _accumulator(model, params, cfg, task)
+
+  def step(carry, eps):
+    z_t = carry[0]
+    a, _ = model.pi_with_noise(params, z_t, eps, **tk)
+    return accumulate(carry, model.reward(params, z_t, a, **tk),
+                      model.next(params, z_t, a, **tk)), a
+
+  init = (z, jnp.zeros(z.shape[0]), jnp.ones(()), jnp.zeros(z.shape[0]))
+  carry, actions = jax.lax.scan(step, init, pi_eps)
+  return actions, Rollout(*carry)
 
 
 def rollout_latents(model: wm_lib.WorldModel, params, z0: jax.Array,
@@ -204,9 +235,10 @@ def plan_flops(model_cfg: config_lib.ModelConfig, cfg: config_lib.PlannerConfig,
   official=True: the official planner's count. Encoder once; policy-prior rollout P x H x
   (pi + dynamics); per MPPI iteration N x (H x (reward + dynamics) + pi + 2 Q members); the
   chosen plan's latents H x dynamics. As ``plan`` runs (official=False), two exact savings:
-  the P policy-prior trajectories' rewards and z_H are computed once per plan, not once per
-  iteration; and z0's share of the first dynamics and reward layer at t = 0 is computed once
-  per plan instead of once for every row that starts from z0.
+  the P policy-prior trajectories' rewards are computed once per plan along the policy
+  roll-out's own latents, not re-rolled in every iteration; and z0's share of the first
+  dynamics and reward layer at t = 0 is computed once per plan instead of once for every
+  sampled row.
   """
   c = model_cfg
   zin = c.latent_dim + (c.task_dim if getattr(c, 'multitask', False) else 0)
@@ -220,8 +252,11 @@ def plan_flops(model_cfg: config_lib.ModelConfig, cfg: config_lib.PlannerConfig,
   total = enc + P * H * (pi + dyn) + I * N * (H * (rew + dyn) + pi + 2 * q) + H * dyn
   if official:
     return total
-  rollout_rows = P + I * (N - P)                # rows rolled out from z0 per plan
-  return total - (I * N - rollout_rows) * H * (rew + dyn) - (rollout_rows - 1) * z0_part
+  # Policy-prior rows: their rewards ride on the policy roll-out's latents, once per plan
+  # (P x H x reward) instead of P x H x (reward + dynamics) per iteration; the I x (N - P)
+  # sampled rows start from z0's shares.
+  saved_pi = P * H * (I * dyn + (I - 1) * rew)
+  return total - saved_pi - (I * (N - P) - 1) * z0_part
 
 
 @functools.partial(jax.jit, static_argnames=('model', 'cfg', 'eval_mode'))
@@ -289,9 +324,10 @@ def _plan_core(model, params, cfg, state, z0, noise, t0, eval_mode, temperature,
   shares = _z0_shares(model, params, z0, task)  # once per plan, not per sample and iteration
   # The policy-prior trajectories are the same in every iteration: their rewards and z_H are
   # computed once per plan; only their terminal value (fresh draws) is per iteration.
-  pi_actions = masked(policy_rollout(model, params, z[:P], noise.pi_eps, task)) if P > 0 else (
-      jnp.zeros((H, 0, A)))
-  pi_part = rollout_return(model, params, cfg, z[:P], pi_actions, task, shares)
+  # (The policy masks the task's missing action dimensions to exactly 0 itself: masked() is an
+  # identity on its actions, which therefore drive the same dynamics in both places.)
+  pi_actions, pi_part = policy_prior_rollout(model, params, cfg, z[:P], noise.pi_eps, task)
+  pi_actions = masked(pi_actions)
   mean = warm_start(state.prev_mean, shift, t0)
   std = jnp.full((H, A), cfg.max_std)
 

@@ -176,21 +176,21 @@ def test_plan_flops_hand_counted():
   pcfg = config.PlannerConfig(horizon=2, num_samples=4, num_pi_trajs=1, iterations=2,
                               num_elites=2)
   assert planner.plan_flops(mcfg, pcfg, official=True) == 8096
-  # As plan runs: the P = 1 policy-prior row's rewards and z_H once, not I = 2 times:
-  # - 1 * 1 * H * (130 + 140) = 540; rows rolled out from z0: P + I * (N - P) = 7, z0's share
-  # of the first dynamics and reward layer (2 * 2 * (4 * 5) = 80) once instead of 7 times:
-  # - 6 * 80 = 480. 8096 - 540 - 480 = 7076.
-  assert planner.plan_flops(mcfg, pcfg) == 7076
+  # As plan runs: the P = 1 policy-prior row's rewards along the policy roll-out, once:
+  # P * H * reward = 260 instead of I * P * H * (reward + dynamics) = 1080, i.e.
+  # - P * H * (I * dynamics + (I - 1) * reward) = - 2 * (2 * 140 + 130) = - 820; the
+  # I * (N - P) = 6 sampled rows take z0's share of the first dynamics and reward layer
+  # (2 * 2 * (4 * 5) = 80) computed once: - 5 * 80 = - 400. 8096 - 820 - 400 = 6876.
+  assert planner.plan_flops(mcfg, pcfg) == 6876
   # Humanoid (obs 67, action 21), official MPPI: 18.0 GFLOP (1M) and 48.3 GFLOP (5M) per call.
   # 5M: za = 533, dynamics 2 * (533 * 512 + 512 * 512 + 512 * 512) = 1_594_368, reward
-  # 2 * (533 * 512 + 512 * 512 + 512 * 101) = 1_173_504; policy-prior rows once:
-  # 7 * 24 * 3 * 2_767_872 saved; z0 rows 24 + 8 * 488 = 3928, (3928 - 1) * 4 * 512 * 512 saved.
+  # 2 * (533 * 512 + 512 * 512 + 512 * 101) = 1_173_504; P = 24, H = 3, I = 8, N = 512.
   hum = config.planner_config(21, 500)
   assert planner.plan_flops(config.model_config(5, 67, 21), hum, official=True) == 48_294_552_064
   assert round(planner.plan_flops(config.model_config(1, 67, 21), hum, official=True) / 1e9,
                1) == 18.0
   assert planner.plan_flops(config.model_config(5, 67, 21), hum) == (
-      48_294_552_064 - 7 * 24 * 3 * 2_767_872 - 3927 * 4 * 512 * 512)
+      48_294_552_064 - 24 * 3 * (8 * 1_594_368 + 7 * 1_173_504) - 3903 * 4 * 512 * 512)
 
 
 # single: -m slow (its path is also checked by test_estimate_value_takes_step_zero_from_the_shares)
@@ -236,24 +236,70 @@ def test_estimate_value_takes_step_zero_from_the_shares(agent):
 
 def test_plan_rolls_out_the_policy_prior_rows_once_and_shares_z0(small_agent, monkeypatch):
   # Run eagerly (no jit): arrays outside the MPPI fori_loop are concrete, inside it traced (the
-  # body is traced once). One roll-out of the P policy-prior rows outside the loop, one of the
-  # N - P sampled rows inside it, both given z0's shares.
+  # body is traced once). The P policy-prior rows: one roll-out outside the loop; the N - P
+  # sampled rows: one inside it, given z0's shares.
   wm, params = small_agent
   seen = []
-  real = planner.rollout_return
+  real_rollout, real_prior = planner.rollout_return, planner.policy_prior_rollout
 
-  def spy(model, params, cfg, z, actions, task=None, shares=None):
-    seen.append((z.shape[0], actions.shape[1], isinstance(actions, jax.core.Tracer), shares))
-    return real(model, params, cfg, z, actions, task, shares)
+  def spy_rollout(model, params, cfg, z, actions, task=None, shares=None):
+    seen.append(('sampled', z.shape[0], isinstance(actions, jax.core.Tracer), shares))
+    return real_rollout(model, params, cfg, z, actions, task, shares)
 
-  monkeypatch.setattr(planner, 'rollout_return', spy)
+  def spy_prior(model, params, cfg, z, pi_eps, task=None):
+    seen.append(('prior', z.shape[0], isinstance(z, jax.core.Tracer), None))
+    return real_prior(model, params, cfg, z, pi_eps, task)
+
+  monkeypatch.setattr(planner, 'rollout_return', spy_rollout)
+  monkeypatch.setattr(planner, 'policy_prior_rollout', spy_prior)
   obs = jnp.sin(jnp.arange(OBS, dtype=jnp.float32))
   st = planner.init_state(SMALL, ACT)
   noise = planner.draw_noise(wm, SMALL, jax.random.PRNGKey(0))
   planner.plan_with_noise.__wrapped__(wm, params, SMALL, st, obs, noise, True, True)
   P, N = SMALL.num_pi_trajs, SMALL.num_samples
-  assert [r[:3] for r in seen] == [(P, P, False), (N - P, N - P, True)]
-  assert all(s is not None and s[0].shape == (wm.cfg.mlp_dim,) for *_, s in seen)
+  assert [r[:3] for r in seen] == [('prior', P, False), ('sampled', N - P, True)]
+  assert seen[1][3] is not None and seen[1][3][0].shape == (wm.cfg.mlp_dim,)
+
+
+def test_policy_prior_rollout_equals_policy_rollout_then_rollout_return(small_agent):
+  wm, params = small_agent
+  z0 = wm.encode(params, jnp.cos(jnp.arange(OBS, dtype=jnp.float32)))
+  z = jnp.broadcast_to(z0, (5, z0.shape[0]))
+  eps = jax.random.normal(jax.random.PRNGKey(6), (SMALL.horizon, 5, ACT))
+  actions, part = planner.policy_prior_rollout(wm, params, SMALL, z, eps)
+  np.testing.assert_allclose(actions, planner.policy_rollout(wm, params, z, eps), atol=1e-6)
+  ref = planner.rollout_return(wm, params, SMALL, z, actions)
+  for got, want in zip(part, ref):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+  assert not np.allclose(part.ret, 0.0)
+
+
+def test_one_iteration_plan_equals_a_reference_built_from_the_public_pieces(small_agent):
+  # iterations = 1, t0: mean 0, std max_std, so the sampled actions are known. Reference: the
+  # official order of work (policy roll-out, then every row's value via estimate_value, top-k
+  # elites, score weights, the Gumbel-max elite); the planner must choose the same sequence.
+  wm, params = small_agent
+  pc = config.PlannerConfig(horizon=3, iterations=1, num_samples=24, num_elites=4,
+                            num_pi_trajs=8)
+  obs = jnp.cos(jnp.arange(OBS, dtype=jnp.float32))
+  noise = planner.draw_noise(wm, pc, jax.random.PRNGKey(5))
+  res, _ = planner.plan_with_noise(wm, params, pc, planner.init_state(pc, ACT), obs, noise, True,
+                                   True)
+  z0 = wm.encode(params, obs)
+  P, N = pc.num_pi_trajs, pc.num_samples
+  pi = planner.policy_rollout(wm, params, jnp.broadcast_to(z0, (P, z0.shape[0])), noise.pi_eps)
+  sampled = jnp.clip(pc.max_std * noise.sample[0], -1.0, 1.0)
+  actions = jnp.concatenate([pi, sampled], axis=1)                         # [H, N, A]
+  value = planner.estimate_value(wm, params, pc, jnp.broadcast_to(z0, (N, z0.shape[0])),
+                                 actions, noise.value_pi_eps[0], noise.q_idx[0])
+  elite_value, elite_idx = jax.lax.top_k(value, pc.num_elites)
+  score = jax.nn.softmax(pc.temperature * elite_value)
+  pick = elite_idx[jnp.argmax(jnp.log(score) + noise.gumbel)]
+  np.testing.assert_allclose(res.actions, actions[:, pick], atol=1e-5)
+  mean = jnp.einsum('e,hea->ha', score, actions[:, elite_idx])
+  np.testing.assert_allclose(res.mean, mean, atol=1e-5)
+  np.testing.assert_allclose(res.value, value[pick], rtol=1e-4, atol=1e-4)
+  assert int(pick) < P or bool(jnp.any(elite_idx < P))  # the policy rows take part in the race
 
 
 def test_plan_without_policy_prior_rows(small_agent):
