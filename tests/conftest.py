@@ -1,4 +1,5 @@
-"""Test-session defaults (an XLA_FLAGS already in the environment is used as given).
+"""Test-session defaults (an XLA_FLAGS already in the environment is used as given, plus the
+YNNPACK workaround below when it does not set that flag itself).
 
 * One host device (tests that need several start a subprocess with their own flags).
 * --xla_backend_optimization_level=0: XLA compilation is about two thirds of the default
@@ -6,14 +7,20 @@
   changes speed, not results, and the suite passes identically at the default level:
   XLA_FLAGS=--xla_force_host_platform_device_count=1 pytest tests   (full optimisation).
 * --xla_cpu_multi_thread_eigen=false: the two pytest-xdist workers already fill both cores.
-* --xla_cpu_experimental_ynn_fusion_type= (YNNPACK fusion off): jaxlib 0.10.2's CPU YNNPACK
-  fusion computes garbage when a dot operand is a compile-time constant, e.g. parameters
-  initialised inside the jit that uses them (tests/scripts/ynn_constant_dot.py reproduces it;
+* --xla_cpu_experimental_ynn_fusion_type= (YNNPACK fusion off; jaxlib >= 0.10, the versions
+  tested): jaxlib 0.10.2's CPU YNNPACK fusion computes garbage when a dot operand is a
+  compile-time constant, seen with zero-initialised heads of parameters initialised inside
+  (or closed over by) the jit that uses them (tests/scripts/ynn_constant_dot.py reproduces it;
   test_agent.py's vmap-over-seeds test does exactly that and failed rarely with NaN).
 """
+import importlib.metadata
 import os
+
+YNN_OFF = '--xla_cpu_experimental_ynn_fusion_type='
 
 os.environ.setdefault('MUJOCO_GL', 'disable')
 os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=1 '
-                      '--xla_backend_optimization_level=0 --xla_cpu_multi_thread_eigen=false '
-                      '--xla_cpu_experimental_ynn_fusion_type=')
+                      '--xla_backend_optimization_level=0 --xla_cpu_multi_thread_eigen=false')
+_jaxlib = tuple(int(p) for p in importlib.metadata.version('jaxlib').split('.')[:2])
+if _jaxlib >= (0, 10) and 'xla_cpu_experimental_ynn_fusion_type' not in os.environ['XLA_FLAGS']:
+  os.environ['XLA_FLAGS'] += ' ' + YNN_OFF
