@@ -261,17 +261,31 @@ def test_plan_rolls_out_the_policy_prior_rows_once_and_shares_z0(small_agent, mo
   assert seen[1][3] is not None and seen[1][3][0].shape == (wm.cfg.mlp_dim,)
 
 
-def test_policy_prior_rollout_equals_policy_rollout_then_rollout_return(small_agent):
+@pytest.mark.parametrize('episodic', [False, True], ids=['continuing', 'episodic'])
+def test_policy_prior_rollout_equals_policy_rollout_then_rollout_return(small_agent, episodic):
   wm, params = small_agent
+  if episodic:  # a termination head whose output varies across rows, bias at the median
+    wm = world_model.WorldModel(dataclasses.replace(wm.cfg, episodic=True))
+    params = dict(params, termination=wm.init(jax.random.PRNGKey(4))['termination'])
   z0 = wm.encode(params, jnp.cos(jnp.arange(OBS, dtype=jnp.float32)))
-  z = jnp.broadcast_to(z0, (5, z0.shape[0]))
-  eps = jax.random.normal(jax.random.PRNGKey(6), (SMALL.horizon, 5, ACT))
-  actions, part = planner.policy_prior_rollout(wm, params, SMALL, z, eps)
-  np.testing.assert_allclose(actions, planner.policy_rollout(wm, params, z, eps), atol=1e-6)
+  z = jnp.broadcast_to(z0, (8, z0.shape[0]))
+  eps = jax.random.normal(jax.random.PRNGKey(6), (SMALL.horizon, 8, ACT))
+  actions = planner.policy_rollout(wm, params, z, eps)
+  if episodic:
+    zs = jax.vmap(lambda a: planner.rollout_latents(wm, params, z0, a))(
+        jnp.swapaxes(actions, 0, 1))[:, 1:]                                  # [P, H, Z]
+    peak = jnp.max(jax.scipy.special.logit(wm.termination(params, zs)), axis=1)
+    out = params['termination']['dense_out']
+    params['termination'] = dict(params['termination'], dense_out=dict(
+        out, bias=out['bias'] - jnp.median(peak) - 1e-3))
+  got_actions, part = planner.policy_prior_rollout(wm, params, SMALL, z, eps)
+  np.testing.assert_allclose(got_actions, actions, atol=1e-6)
   ref = planner.rollout_return(wm, params, SMALL, z, actions)
   for got, want in zip(part, ref):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
   assert not np.allclose(part.ret, 0.0)
+  if episodic:
+    assert 0 < float(part.done.sum()) < 8
 
 
 def test_one_iteration_plan_equals_a_reference_built_from_the_public_pieces(small_agent):
