@@ -66,6 +66,11 @@ class Rollout(NamedTuple):
   done: jax.Array  # [N]    1 once an episodic model predicted termination, else 0
 
 
+def _start(z: jax.Array):
+  """The roll-out carry (z, ret, disc, done) before the first action, rows of z [N, Z]."""
+  return z, jnp.zeros(z.shape[0]), jnp.ones(()), jnp.zeros(z.shape[0])
+
+
 def _accumulator(model, params, cfg, task):
   """(carry (z, ret, disc, done), r [N], z_next [N, Z]) -> the carry one step later: the
   discounted reward added unless done, done set once an episodic model predicts termination."""
@@ -105,7 +110,7 @@ def rollout_return(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerConf
       z_next = model.next_from_share(params, first[0], a_t)
     return accumulate(carry, r, z_next), None
 
-  init = (z, jnp.zeros(z.shape[0]), jnp.ones(()), jnp.zeros(z.shape[0]))
+  init = _start(z)
   if shares is not None:
     init, _ = step(init, actions[0], shares)
     actions = actions[1:]
@@ -139,8 +144,8 @@ def estimate_value(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerConf
 
 def _concat_rollouts(a: Rollout, b: Rollout) -> Rollout:
   """Rows of a then rows of b (the same discount^H)."""
-  return Rollout(*(jnp.concatenate([x, y]) for x, y in zip(a[:2], b[:2])), a.disc,
-                 jnp.concatenate([a.done, b.done]))
+  return Rollout(z_h=jnp.concatenate([a.z_h, b.z_h]), ret=jnp.concatenate([a.ret, b.ret]),
+                 disc=a.disc, done=jnp.concatenate([a.done, b.done]))
 
 
 def task_kwargs(task):
@@ -172,8 +177,7 @@ def policy_prior_rollout(model: wm_lib.WorldModel, params, cfg: config_lib.Plann
     return accumulate(carry, model.reward(params, z_t, a, **tk),
                       model.next(params, z_t, a, **tk)), a
 
-  init = (z, jnp.zeros(z.shape[0]), jnp.ones(()), jnp.zeros(z.shape[0]))
-  carry, actions = jax.lax.scan(step, init, pi_eps)
+  carry, actions = jax.lax.scan(step, _start(z), pi_eps)
   return actions, Rollout(*carry)
 
 

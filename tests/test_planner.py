@@ -43,6 +43,21 @@ def small_agent():
   return wm, params
 
 
+def _episodic(wm, params, z0, actions):
+  """An episodic copy of (wm, params) whose termination logit is centred on the rows of
+  ``actions`` [H, N, A] rolled out from z0: about half of them terminate within H steps."""
+  wm = world_model.WorldModel(dataclasses.replace(wm.cfg, episodic=True))
+  term = wm.init(jax.random.PRNGKey(4))['termination']
+  out = dict(term['dense_out'],
+             kernel=jax.random.normal(jax.random.PRNGKey(5), term['dense_out']['kernel'].shape))
+  params = dict(params, termination=dict(term, dense_out=out))
+  zs = jax.vmap(lambda a: planner.rollout_latents(wm, params, z0, a))(
+      jnp.swapaxes(actions, 0, 1))[:, 1:]                                  # [N, H, Z]
+  peak = jnp.max(jax.scipy.special.logit(wm.termination(params, zs)), axis=1)
+  out['bias'] = out['bias'] - jnp.median(peak) - 1e-3
+  return wm, params
+
+
 def _plan(agent, key, obs=None, t0=True, eval_mode=False, state=None):
   wm, params = agent
   obs = jnp.linspace(-1, 1, OBS) if obs is None else obs
@@ -264,20 +279,12 @@ def test_plan_rolls_out_the_policy_prior_rows_once_and_shares_z0(small_agent, mo
 @pytest.mark.parametrize('episodic', [False, True], ids=['continuing', 'episodic'])
 def test_policy_prior_rollout_equals_policy_rollout_then_rollout_return(small_agent, episodic):
   wm, params = small_agent
-  if episodic:  # a termination head whose output varies across rows, bias at the median
-    wm = world_model.WorldModel(dataclasses.replace(wm.cfg, episodic=True))
-    params = dict(params, termination=wm.init(jax.random.PRNGKey(4))['termination'])
   z0 = wm.encode(params, jnp.cos(jnp.arange(OBS, dtype=jnp.float32)))
   z = jnp.broadcast_to(z0, (8, z0.shape[0]))
   eps = jax.random.normal(jax.random.PRNGKey(6), (SMALL.horizon, 8, ACT))
   actions = planner.policy_rollout(wm, params, z, eps)
-  if episodic:
-    zs = jax.vmap(lambda a: planner.rollout_latents(wm, params, z0, a))(
-        jnp.swapaxes(actions, 0, 1))[:, 1:]                                  # [P, H, Z]
-    peak = jnp.max(jax.scipy.special.logit(wm.termination(params, zs)), axis=1)
-    out = params['termination']['dense_out']
-    params['termination'] = dict(params['termination'], dense_out=dict(
-        out, bias=out['bias'] - jnp.median(peak) - 1e-3))
+  if episodic:  # the termination head does not change the policy's actions
+    wm, params = _episodic(wm, params, z0, actions)
   got_actions, part = planner.policy_prior_rollout(wm, params, SMALL, z, eps)
   np.testing.assert_allclose(got_actions, actions, atol=1e-6)
   ref = planner.rollout_return(wm, params, SMALL, z, actions)
@@ -339,22 +346,13 @@ def test_value_of_two_row_groups_equals_the_value_of_all_rows(small_agent, episo
   # The planner rolls out the policy-prior rows and the sampled rows apart and concatenates
   # them before the terminal value; row i of pi_eps, done and ret must stay with action row i.
   wm, params = small_agent
-  if episodic:  # a termination head that fires for some rows and not others
-    wm = world_model.WorldModel(dataclasses.replace(wm.cfg, episodic=True))
-    params = dict(params, termination=wm.init(jax.random.PRNGKey(4))['termination'])
-    out = params['termination']['dense_out']
-    params['termination'] = dict(params['termination'], dense_out=dict(
-        out, kernel=jax.random.normal(jax.random.PRNGKey(5), out['kernel'].shape)))
   z0 = wm.encode(params, jnp.cos(jnp.arange(OBS, dtype=jnp.float32)))
   N, P = 12, 5
   z = jnp.broadcast_to(z0, (N, z0.shape[0]))
   actions = jax.random.uniform(jax.random.PRNGKey(1), (SMALL.horizon, N, ACT), minval=-1,
                                maxval=1)
-  if episodic:  # centre the termination logit: about half of the rows terminate
-    zs = jnp.swapaxes(jax.vmap(lambda a: planner.rollout_latents(wm, params, z0, a))(
-        jnp.swapaxes(actions, 0, 1))[:, 1:], 0, 1)                         # [H, N, Z]
-    peak = jnp.max(jax.scipy.special.logit(wm.termination(params, zs)), axis=0)
-    params['termination']['dense_out']['bias'] = -jnp.median(peak)[None] - 1e-3
+  if episodic:  # a termination head that fires for some rows and not others
+    wm, params = _episodic(wm, params, z0, actions)
   eps, q_idx = jax.random.normal(jax.random.PRNGKey(2), (N, ACT)), jnp.array([1, 0])
   ref = planner.estimate_value(wm, params, SMALL, z, actions, eps, q_idx)
   parts = [planner.rollout_return(wm, params, SMALL, z[rows], actions[:, rows])
