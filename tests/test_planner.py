@@ -96,7 +96,8 @@ def test_deterministic_for_fixed_key(agent):
 def test_eval_mode_returns_elite_first_action(agent):
   a, _ = _plan(agent, jax.random.PRNGKey(3), eval_mode=True)
   b, _ = _plan(agent, jax.random.PRNGKey(3), eval_mode=False)
-  np.testing.assert_array_equal(a.actions[1:], b.actions[1:])
+  # Two compiled programs: equal up to float rounding (XLA may fuse them differently).
+  np.testing.assert_allclose(a.actions[1:], b.actions[1:], atol=1e-5)
   assert not np.allclose(a.action, b.action)  # exploration noise on the first action
 
 
