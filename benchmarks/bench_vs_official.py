@@ -6,7 +6,7 @@
 ``--tdmpc2_src`` is the ``tdmpc2/`` folder of a checkout of nicklashansen/tdmpc2 (not shipped
 with spec_jax). Both planners use the official defaults for humanoid (obs 67, action 21: 512
 samples, 8 iterations, horizon 3); the official one runs eagerly (torch.compile targets CUDA
-graphs). Median ms per plan call after warm-up/compile; GFLOP per plan call counted from the
+graphs). Median ms per plan call after warm-up/compile, the two planners' calls alternated; GFLOP per plan call counted from the
 layer shapes (``planner.plan_flops``: the official planner recomputes z0's share of the first
 dynamics/reward layer for every sample and re-rolls the policy-prior trajectories in every
 iteration, spec_jax does each once per plan) and the GFLOP/s each achieves.
@@ -35,14 +35,19 @@ def _official_cfg(size, obs_dim, action_dim):
   return cfg
 
 
-def _median_ms(fn, repeats):
-  fn(0)
-  times = []
+def _median_ms_paired(fn_a, fn_b, repeats):
+  """Median ms per call of fn_a and of fn_b, after one warm-up call each, with the calls
+  alternated (a, b, a, b, ...) so that both see the same host load: this machine's plan time
+  drifts by 10-15% over minutes, more than the difference being measured."""
+  fn_a(0)
+  fn_b(0)
+  times_a, times_b = [], []
   for i in range(repeats):
-    t = time.perf_counter()
-    fn(i + 1)
-    times.append(1e3 * (time.perf_counter() - t))
-  return statistics.median(times)
+    for fn, times in ((fn_a, times_a), (fn_b, times_b)):
+      t = time.perf_counter()
+      fn(i + 1)
+      times.append(1e3 * (time.perf_counter() - t))
+  return statistics.median(times_a), statistics.median(times_b)
 
 
 def main():
@@ -91,8 +96,7 @@ def main():
       jax.block_until_ready(planner.plan(model, params, pcfg, state, jobs, jax.random.PRNGKey(i),
                                          False)[0].action)
 
-    ms_t = _median_ms(run_official, args.repeats)
-    ms_j = _median_ms(run_jax, args.repeats)
+    ms_t, ms_j = _median_ms_paired(run_official, run_jax, args.repeats)
     gf_t, gf_j = (planner.plan_flops(mcfg, pcfg, official=o) / 1e9 for o in (True, False))
     print(f'| {size}M | {gf_t:.1f} | {gf_j:.1f} | {ms_t:.1f} | {ms_j:.1f} | {1e3 * gf_t / ms_t:.0f} '
           f'| {1e3 * gf_j / ms_j:.0f} | {ms_t / ms_j:.2f} |', flush=True)
