@@ -6,12 +6,14 @@ sizes B (= taus x seeds x episodes) with desynchronised replans (taus spread ove
   python benchmarks/bench_sweep.py [--export DIR] [--batches 16 64 256] [--episode_length 50]
       [--skip_shared] [--skip_vmap]
 
-Reports planner evaluations executed by the batch vs replans needed (compaction pads to a
-power of two: the ratio should approach 1), and the speed-up over the loop. Without --export
+Reports planner evaluations executed by the batch vs replans needed (compaction pads to the
+next capacity: the ratio should approach 1; sequential replanning plans exactly the needed
+ones), and the speed-up over the loop. Without --export
 a random-weight 1M model on an in-JAX fake environment (obs 5, action 1) is used unless
 --env mjx is given (Playground cartpole-swingup).
 """
 import argparse
+import dataclasses
 import functools
 
 import jax
@@ -49,18 +51,18 @@ def _env(args, task):
 
 def _shared_rollout(setup, params, taus, keys):
   """The previous runner: one batch-level cond (plans all B whenever any replans)."""
-  orig = sp.step_batch_compact
-  sp.step_batch_compact = sp.step_batch_shared
+  orig = sweep.REPLANNING['compact']
+  sweep.REPLANNING['compact'] = sp.step_batch_shared
   try:
     return sweep._rollout(setup, params, taus, keys)  # pylint: disable=protected-access
   finally:
-    sp.step_batch_compact = orig  # noqa
+    sweep.REPLANNING['compact'] = orig
 
 
 def _row(name, B, run_s, loop_s, out, loop, args):
   needed = float(np.sum(np.asarray(out.planner_calls)))
-  executed = float(np.sum(np.asarray(out.plan_evals))) if name.startswith('compact') else (
-      float('nan'))
+  executed = float(np.sum(np.asarray(out.plan_evals))) if name.startswith(
+      ('compact', 'sequential')) else float('nan')
   dret = float(jnp.max(jnp.abs(out.ret - loop.ret)))
   return (f'| {B} | {name} | {run_s:.2f} | {B * args.episode_length / run_s:.0f} | '
           f'{loop_s / run_s:.2f} | {needed:.0f} | {executed:.0f} | {executed / needed:.2f} | '
@@ -106,7 +108,9 @@ def main():
     rows = [f'| {B} | point-by-point loop | {loop_s:.2f} | '
             f'{B * args.episode_length / loop_s:.0f} | 1.00 | '
             f'{float(np.sum(np.asarray(loop.planner_calls))):.0f} | - | - | 0 |']
-    runners = [('compact (sweep.sweep)', sweep.sweep)]
+    seq_setup = dataclasses.replace(setup, replanning='sequential')
+    runners = [('compact (sweep.sweep)', sweep.sweep),
+               ('sequential (sweep.sweep)', lambda s, *a: sweep.sweep(seq_setup, *a))]
     tau_b = jnp.repeat(taus, 2)
     keys_b = jnp.tile(keys.reshape(2, -1), (taus.shape[0], 1))
     if not args.skip_shared:

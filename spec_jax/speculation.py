@@ -478,6 +478,34 @@ def step_batch_compact(ex: Executor, params: ExecParams, state: SpecState, obs: 
   return jax.vmap(_finish)(state, v, out)
 
 
+@functools.partial(jax.jit, static_argnames=('ex',))
+def step_batch_sequential(ex: Executor, params: ExecParams, state: SpecState, obs: jax.Array,
+                          keys: jax.Array, tau, t0, task=None):
+  """Batched step that plans the replanning environments ONE AT A TIME in a lax.while_loop
+  whose trip count is their number: exactly the needed plans, each at the cost of a single
+  ``step``'s plan (no padding rows, no batched planner). Verification and correction stay
+  batched. For hosts where one plan already fills the device (a CPU core): there batching
+  the planner does not raise its rate, and ``step_batch_compact``'s padding and larger
+  working set cost time (BUILD_NOTES, session 10). Same arguments, returns and per-environment
+  results as ``step_batch_compact``.
+  """
+  B, t0, v, corrected, task = _verify_and_correct_batch(ex, params, state, obs, tau, t0, task)
+  idx = jnp.nonzero(v.replan, size=B, fill_value=0)[0]                    # [B]
+  n = jnp.sum(v.replan.astype(jnp.int32))
+
+  def body(carry):
+    i, out = carry
+    j = idx[i]
+    take = lambda x: x[j]
+    planned = _replan_branch(ex, params, jax.tree_util.tree_map(take, state),
+                             jax.tree_util.tree_map(take, v), obs[j], keys[j], t0[j],
+                             None if task is None else task[j])
+    return i + 1, jax.tree_util.tree_map(lambda o, p: o.at[j].set(p), out, planned)
+
+  _, out = jax.lax.while_loop(lambda c: c[0] < n, body, (jnp.zeros((), jnp.int32), corrected))
+  return jax.vmap(_finish)(state, v, out)
+
+
 def capacity_index(n: jax.Array, caps: Tuple[int, ...]) -> jax.Array:
   """Index (traced) of the smallest capacity in ``caps`` >= ``n`` replanning environments."""
   return jnp.minimum(jnp.searchsorted(jnp.asarray(caps), n), len(caps) - 1)

@@ -3,10 +3,12 @@ environment backend (MJX, Brax: ``spec_jax.envs``).
 
 ``episode_fn`` runs one whole episode for one (tau, key) pair: reset, then a lax.scan over the
 episode of (speculative step -> environment step with action repeat). ``sweep`` runs the whole
-grid of taus [T] x seeds [S] x episodes [E] as one batch in one jit with compacted replanning
-(``speculation.step_batch_compact``: only the environments that replan are planned, in a
-power-of-two sub-batch), sharded over all local devices (shard_map over a 1-D Mesh: each
-device compacts its own shard);
+grid of taus [T] x seeds [S] x episodes [E] as one batch in one jit in which only the
+environments that replan are planned (``SweepSetup.replanning``: 'compact', one vmapped
+sub-batch of the next capacity, ``speculation.step_batch_compact``, for accelerators; or
+'sequential', one at a time in a while_loop, ``speculation.step_batch_sequential``, for CPU
+hosts), sharded over all local devices (shard_map over a 1-D Mesh: each device plans its own
+shard's replans);
 ``sweep_vmap`` is the plain jit(vmap(vmap(vmap(episode_fn)))). The horizon (exec_len) fixes
 shapes and control flow, so each horizon compiles once. ``sweep_loop`` runs the same grid point
 by point with the single-episode jit, on the same keys.
@@ -34,7 +36,10 @@ class EpisodeStats(NamedTuple):
   nonfinite: jax.Array      # [] steps that emitted the safe action (non-finite input)
   first_bad_step: jax.Array  # [] first such step (-1 if none): env index + step are reported
   plan_evals: jax.Array     # [] this env's share of the planner evaluations the batch executed
-                            #    (compacted capacity / replanning envs): sums to the total
+                            #    (capacity or, sequential, 1 per replan): sums to the total
+
+
+REPLANNING = {'compact': sp.step_batch_compact, 'sequential': sp.step_batch_sequential}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +48,14 @@ class SweepSetup:
   env: Any                  # a traced backend (spec_jax.envs: reset_one / step_one, hashable)
   ex: sp.Executor           # model, planner, speculation settings, corrector
   task: Optional[int] = None  # multitask models: the task id (env seen through TracedTaskView)
+  # How the environments that replan at a step are planned: 'compact' (one vmapped sub-batch,
+  # speculation.step_batch_compact: for accelerators) or 'sequential' (one at a time, exactly
+  # the needed plans, speculation.step_batch_sequential: for CPU hosts).
+  replanning: str = 'compact'
+
+  def __post_init__(self):
+    if self.replanning not in REPLANNING:
+      raise ValueError(f'replanning must be one of {tuple(REPLANNING)}, got {self.replanning!r}')
 
 
 def episode_fn(setup: SweepSetup, params: sp.ExecParams, tau, key) -> EpisodeStats:
@@ -61,8 +74,8 @@ def _rollout(setup: SweepSetup, params: sp.ExecParams, taus: jax.Array,
              keys: jax.Array) -> EpisodeStats:
   """B whole episodes in lock-step: taus [B], keys [B, 2] -> EpisodeStats leaves [B].
 
-  Uses ``speculation.step_batch_compact``: the planner runs only for the environments that
-  replan (for B = 1 this is the single-environment cond of ``speculation.step``).
+  Uses ``speculation.step_batch_compact`` (or ``step_batch_sequential``, see
+  SweepSetup.replanning): the planner runs only for the environments that replan.
   """
   B, length = taus.shape[0], setup.env.spec.episode_length
   split = jax.vmap(jax.random.split)(keys)
@@ -70,18 +83,22 @@ def _rollout(setup: SweepSetup, params: sp.ExecParams, taus: jax.Array,
   step_keys = jnp.swapaxes(jax.vmap(lambda k: jax.random.split(k, length))(split[:, 1]), 0, 1)
   state = sp.batch_state(sp.init_state(setup.ex), B)
   caps = sp.capacities(B)
+  step_fn = REPLANNING[setup.replanning]
 
   def body(carry, inp):
     env_state, state, ret, alive, steps, first_bad, evals = carry
     t, k = inp
-    action, new_state, info = sp.step_batch_compact(setup.ex, params, state, env_state.obs, k,
-                                                    taus, jnp.full((B,), t == 0), setup.task)
+    action, new_state, info = step_fn(setup.ex, params, state, env_state.obs, k, taus,
+                                      jnp.full((B,), t == 0), setup.task)
     # Environments that terminated (NaN physics) stop counting: their counters are frozen.
     state = jax.tree_util.tree_map(
         lambda n, o: jnp.where(alive.reshape((B,) + (1,) * (n.ndim - 1)), n, o), new_state, state)
     first_bad = jnp.where((first_bad < 0) & alive & info.nonfinite, t, first_bad)
     n = jnp.sum(info.replanned)
-    cap = jnp.asarray(caps)[sp.capacity_index(n, caps)]
+    if setup.replanning == 'sequential':
+      cap = n
+    else:
+      cap = jnp.asarray(caps)[sp.capacity_index(n, caps)]
     evals = evals + jnp.where(info.replanned, cap / jnp.maximum(n, 1), 0.0)
     env_state, reward = jax.vmap(setup.env.step_one)(env_state, action)
     alive = alive & (env_state.done == 0)
@@ -300,8 +317,9 @@ def run(cfg, export_dir: str, workdir: str) -> Dict[str, str]:
     env, task = task_view.for_model(model, env, extra, cfg.get('task_id', -1), traced=True)
     for h in cfg.horizons:
       scfg = sp.SpecConfig(mode=cfg.mode, exec_len=int(h), history=cor.cfg.history if cor else 4)
-      stats, seconds = timed(sweep, SweepSetup(env, sp.Executor(model, pcfg, scfg, cor), task),
-                             sp.ExecParams(params, cparams), taus, keys)
+      setup = SweepSetup(env, sp.Executor(model, pcfg, scfg, cor), task,
+                         replanning=cfg.get('replanning', 'compact'))
+      stats, seconds = timed(sweep, setup, sp.ExecParams(params, cparams), taus, keys)
       new = summarize(stats, taus, int(h), cfg.mode, pert)
       for r, (_, tau_q) in zip(new, pairs):
         r.update(tau_q=tau_q, seconds=round(seconds, 2))

@@ -310,11 +310,17 @@ def test_bad_config():
     _toy_step(sp.init_state(sp.Executor(toy.ToyModel(), TOY_PC, cfg)), jnp.zeros(4), 1.0, True, cfg)
 
 
-@pytest.mark.parametrize('pattern', ['none', 'all', pytest.param('one', marks=pytest.mark.slow),
-                                     pytest.param('random', marks=pytest.mark.slow)])
-def test_compact_step_equals_single_steps_for_forced_replan_patterns(agent, pattern):
+_SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize('runner,pattern', [
+    ('compact', 'none'), ('compact', 'all'), pytest.param('compact', 'one', marks=_SLOW),
+    pytest.param('compact', 'random', marks=_SLOW), ('sequential', 'random'),
+    pytest.param('sequential', 'all', marks=_SLOW), pytest.param('sequential', 'none', marks=_SLOW)])
+def test_compact_step_equals_single_steps_for_forced_replan_patterns(agent, runner, pattern):
   # B = 4 (capacities 1, 2, 3, 4). After the common t0 plan, tau per env forces who replans:
   # tau = 0 replans (d > 0), tau = 1e9 corrects while the queue lasts (exec_len 6 > steps).
+  # runner 'sequential': the replanning environments planned one at a time (while_loop).
   wm, params = agent
   pc = config.PlannerConfig(horizon=6, iterations=2, num_samples=32, num_elites=4,
                             num_pi_trajs=4)
@@ -330,8 +336,8 @@ def test_compact_step_equals_single_steps_for_forced_replan_patterns(agent, patt
   singles = [sp.init_state(ex) for _ in range(B)]
   for t in range(T + 1):
     taus = jnp.where(jnp.asarray(forced[t - 1]), 0.0, 1e9) if t else jnp.full((B,), 1e9)
-    a, state, info = sp.step_batch_compact(ex, xp, state, obs[t], keys[t], taus,
-                                           jnp.full((B,), t == 0))
+    batched = dict(compact=sp.step_batch_compact, sequential=sp.step_batch_sequential)[runner]
+    a, state, info = batched(ex, xp, state, obs[t], keys[t], taus, jnp.full((B,), t == 0))
     want = np.ones(B, bool) if t == 0 else forced[t - 1]
     np.testing.assert_array_equal(info.replanned, want)
     for i in range(B):

@@ -1,4 +1,6 @@
 """Vectorised tau x seed x episode sweep equals the point-by-point loop; perturbations."""
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -41,6 +43,26 @@ def test_vectorised_sweep_equals_loop(setup):
   rows = sweep.summarize(vec, taus, 3, 'spec')
   assert [r['planner_calls'] for r in rows] == [12.0, 4.0]
   assert rows[0]['return_median'] == pytest.approx(float(np.median(vec.ret[0])))
+
+
+def test_sequential_replanning_sweep_equals_loop(setup):
+  # One tau = 0 env (replans every step) and three that replan every 3rd step: the while_loop
+  # plans 4 envs at t = 0, 3, 6, 9 and one in between: 4 * 4 + 8 * 1 = 24 plans, all needed.
+  s, params = setup
+  seq = dataclasses.replace(s, replanning='sequential')
+  vec = sweep.sweep(seq, params, jnp.array([0.0, 1e9, 1e9, 1e9]), sweep.grid_keys([0], 1))
+  loop = sweep.sweep_loop(s, params, jnp.array([0.0, 1e9, 1e9, 1e9]), sweep.grid_keys([0], 1))
+  for a, b in zip(vec, loop):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(vec.planner_calls.reshape(-1), [12, 4, 4, 4])
+  np.testing.assert_allclose(float(jnp.sum(vec.plan_evals)), 24.0)
+  # The dispatch: a while_loop over the replanning envs, not compaction's lax.switch (cond).
+  jaxpr = lambda setup_: str(jax.make_jaxpr(lambda t, k: sweep.batched_episodes(
+      setup_, params, t, k))(jnp.zeros(2), jax.random.split(jax.random.PRNGKey(0), 2)))
+  assert 'while[' in jaxpr(seq) and 'cond[' not in jaxpr(seq)
+  assert 'while[' not in jaxpr(s)
+  with pytest.raises(ValueError, match='replanning'):
+    dataclasses.replace(s, replanning='batched')
 
 
 @pytest.mark.slow
