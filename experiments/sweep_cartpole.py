@@ -18,9 +18,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.episode_length = 0      # 0: the export's episode length
   c.task_id = -1            # multitask exports: the task's index (-1: the export's)
   c.perturbations = ('none',)  # e.g. ('none', 'friction=0.7', 'mass=1.3', 'friction=0.7+mass=1.3')
-  # 'compact' (replanning envs planned as one vmapped sub-batch: GPU/TPU) or 'sequential'
-  # (one at a time, exactly the needed plans: faster on CPU hosts, BUILD_NOTES session 10).
-  c.replanning = 'compact'
+  # 'compact' (replanning envs planned as one vmapped sub-batch: GPU/TPU), 'sequential' (one
+  # at a time, exactly the needed plans: CPU hosts, BUILD_NOTES session 10) or 'auto' (the
+  # backend decides: sequential on CPU, compact otherwise).
+  c.replanning = 'auto'
   # Multi-host (jax.distributed): coordinator 'host:port', number of processes, this one's id.
   c.coordinator = ''
   c.num_processes = 1

@@ -26,8 +26,9 @@ flag, never an exception; the runners report the environment index and step.
 Modes (static): 'baseline' (exec_len forced to 1: replan every step), 'spec' (no correction),
 and one per registered corrector kind ('mlp', 'transformer'). ``tau`` is traced: vmap it.
 Note: under vmap a lax.cond with a batched predicate runs both branches (select), so
-``step_batch`` plans at every step; ``step_batch_shared`` keeps one batch-level cond and
-``step_batch_compact`` plans only the environments that replan.
+``step_batch`` plans at every step; ``step_batch_shared`` keeps one batch-level cond;
+``step_batch_compact`` plans only the environments that replan, as one vmapped sub-batch, and
+``step_batch_sequential`` plans them one at a time in a while_loop.
 """
 import dataclasses
 import functools
@@ -484,10 +485,15 @@ def step_batch_sequential(ex: Executor, params: ExecParams, state: SpecState, ob
   """Batched step that plans the replanning environments ONE AT A TIME in a lax.while_loop
   whose trip count is their number: exactly the needed plans, each at the cost of a single
   ``step``'s plan (no padding rows, no batched planner). Verification and correction stay
-  batched. For hosts where one plan already fills the device (a CPU core): there batching
-  the planner does not raise its rate, and ``step_batch_compact``'s padding and larger
-  working set cost time (BUILD_NOTES, session 10). Same arguments, returns and per-environment
-  results as ``step_batch_compact``.
+  batched. For hosts where one plan already fills the device (a CPU core), so batching the
+  planner does not raise its rate while ``step_batch_compact``'s padding rows cost time (2 CPU
+  cores, B = 64: 0.94-1.03x the point-by-point loop, compact 0.78-0.91x; BUILD_NOTES session
+  10). Per-environment results equal ``step``'s (each plan is one environment's plan: no
+  batched rounding).
+
+  Args: state [B, ...], obs [B, O], keys [B, 2], tau [] or [B], t0 [] or [B], task [] or [B]
+    (multitask models only: each environment's task id).
+  Returns: (action [B, A], SpecState [B, ...], StepInfo [B, ...]).
   """
   B, t0, v, corrected, task = _verify_and_correct_batch(ex, params, state, obs, tau, t0, task)
   idx = jnp.nonzero(v.replan, size=B, fill_value=0)[0]                    # [B]

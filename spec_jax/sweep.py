@@ -58,6 +58,30 @@ class SweepSetup:
       raise ValueError(f'replanning must be one of {tuple(REPLANNING)}, got {self.replanning!r}')
 
 
+def plan_evals(replanning: str, replanned: jax.Array) -> jax.Array:
+  """Each environment's share of the planner evaluations one batched step executes:
+  replanned [B] bool -> [B]. 'compact' plans the next capacity (``speculation.capacities``)
+  >= the n replanning environments, shared among them (capacity / n each); 'sequential' plans
+  exactly them (1 each). Non-replanning environments get 0. E.g. B = 10, n = 3: capacity 4,
+  4/3 each (compact), 1 each (sequential)."""
+  if replanning == 'sequential':
+    return replanned.astype(jnp.float32)
+  caps = sp.capacities(replanned.shape[0])
+  n = jnp.sum(replanned.astype(jnp.int32))
+  cap = jnp.asarray(caps)[sp.capacity_index(n, caps)]
+  return jnp.where(replanned, cap / jnp.maximum(n, 1), 0.0)
+
+
+def resolve_replanning(name: str) -> str:
+  """'compact' | 'sequential' as given; 'auto': 'sequential' on a CPU backend (one plan fills
+  a core, BUILD_NOTES session 10), 'compact' on GPU/TPU."""
+  if name == 'auto':
+    return 'sequential' if jax.default_backend() == 'cpu' else 'compact'
+  if name not in REPLANNING:
+    raise ValueError(f"replanning must be 'auto' or one of {tuple(REPLANNING)}, got {name!r}")
+  return name
+
+
 def episode_fn(setup: SweepSetup, params: sp.ExecParams, tau, key) -> EpisodeStats:
   """One episode for one environment (a batch of one). tau [] and key [2] may be traced."""
   stats = _rollout(setup, params, jnp.asarray(tau, jnp.float32)[None], key[None])
@@ -82,7 +106,6 @@ def _rollout(setup: SweepSetup, params: sp.ExecParams, taus: jax.Array,
   env_state = jax.vmap(setup.env.reset_one)(split[:, 0])
   step_keys = jnp.swapaxes(jax.vmap(lambda k: jax.random.split(k, length))(split[:, 1]), 0, 1)
   state = sp.batch_state(sp.init_state(setup.ex), B)
-  caps = sp.capacities(B)
   step_fn = REPLANNING[setup.replanning]
 
   def body(carry, inp):
@@ -94,12 +117,7 @@ def _rollout(setup: SweepSetup, params: sp.ExecParams, taus: jax.Array,
     state = jax.tree_util.tree_map(
         lambda n, o: jnp.where(alive.reshape((B,) + (1,) * (n.ndim - 1)), n, o), new_state, state)
     first_bad = jnp.where((first_bad < 0) & alive & info.nonfinite, t, first_bad)
-    n = jnp.sum(info.replanned)
-    if setup.replanning == 'sequential':
-      cap = n
-    else:
-      cap = jnp.asarray(caps)[sp.capacity_index(n, caps)]
-    evals = evals + jnp.where(info.replanned, cap / jnp.maximum(n, 1), 0.0)
+    evals = evals + plan_evals(setup.replanning, info.replanned)
     env_state, reward = jax.vmap(setup.env.step_one)(env_state, action)
     alive = alive & (env_state.done == 0)
     return (env_state, state, ret + jnp.where(alive, reward, 0.0), alive,
@@ -155,7 +173,7 @@ def sweep(setup: SweepSetup, params: sp.ExecParams, taus: jax.Array, keys: jax.A
 def sweep_vmap(setup: SweepSetup, params: sp.ExecParams, taus: jax.Array,
                keys: jax.Array) -> EpisodeStats:
   """jit(vmap(vmap(vmap(episode_fn)))): the same grid, each env's cond becoming a select
-  (the planner runs at every step). Kept for comparison in benchmarks/bench_sweep.py."""
+  (with replanning 'compact', the planner runs at every step). Kept for comparison in benchmarks/bench_sweep.py."""
   fn = lambda tau, key: episode_fn(setup, params, tau, key)
   over_episodes = jax.vmap(fn, in_axes=(None, 0))
   over_seeds = jax.vmap(over_episodes, in_axes=(None, 0))
@@ -291,6 +309,7 @@ def run(cfg, export_dir: str, workdir: str) -> Dict[str, str]:
   from spec_jax import checkpoint
   from spec_jax import envs
   from spec_jax.envs import task_view
+  replanning = resolve_replanning(cfg.get('replanning', 'auto'))
   if cfg.num_processes > 1:
     jax.distributed.initialize(cfg.coordinator, cfg.num_processes, cfg.process_id)
   model, params, pcfg, cors, meta = checkpoint.load_with_correctors(export_dir)
@@ -317,8 +336,7 @@ def run(cfg, export_dir: str, workdir: str) -> Dict[str, str]:
     env, task = task_view.for_model(model, env, extra, cfg.get('task_id', -1), traced=True)
     for h in cfg.horizons:
       scfg = sp.SpecConfig(mode=cfg.mode, exec_len=int(h), history=cor.cfg.history if cor else 4)
-      setup = SweepSetup(env, sp.Executor(model, pcfg, scfg, cor), task,
-                         replanning=cfg.get('replanning', 'compact'))
+      setup = SweepSetup(env, sp.Executor(model, pcfg, scfg, cor), task, replanning=replanning)
       stats, seconds = timed(sweep, setup, sp.ExecParams(params, cparams), taus, keys)
       new = summarize(stats, taus, int(h), cfg.mode, pert)
       for r, (_, tau_q) in zip(new, pairs):
@@ -327,8 +345,9 @@ def run(cfg, export_dir: str, workdir: str) -> Dict[str, str]:
           logging.warning('tau %.4g horizon %d: non-finite inputs (safe action emitted) at %s',
                           r['tau'], h, r['nonfinite_envs'])
       rows += new
-      logging.info('perturbation %s, horizon %d: %d episodes in %.1f s (compile included)',
-                   pert, h, int(taus.size * keys.shape[0] * keys.shape[1]), seconds)
+      logging.info('perturbation %s, horizon %d: %d episodes in %.1f s (compile included, '
+                   '%s replanning)', pert, h, int(taus.size * keys.shape[0] * keys.shape[1]),
+                   seconds, replanning)
   name = 'sweep' if cfg.num_processes == 1 else f'sweep_host{cfg.process_id}'
   base = os.path.join(workdir, name)
   os.makedirs(workdir, exist_ok=True)

@@ -316,8 +316,9 @@ _SLOW = pytest.mark.slow
 @pytest.mark.parametrize('runner,pattern', [
     ('compact', 'none'), ('compact', 'all'), pytest.param('compact', 'one', marks=_SLOW),
     pytest.param('compact', 'random', marks=_SLOW), ('sequential', 'random'),
-    pytest.param('sequential', 'all', marks=_SLOW), pytest.param('sequential', 'none', marks=_SLOW)])
-def test_compact_step_equals_single_steps_for_forced_replan_patterns(agent, runner, pattern):
+    pytest.param('sequential', 'all', marks=_SLOW),
+    pytest.param('sequential', 'none', marks=_SLOW)])
+def test_batched_steps_equal_single_steps_for_forced_replan_patterns(agent, runner, pattern):
   # B = 4 (capacities 1, 2, 3, 4). After the common t0 plan, tau per env forces who replans:
   # tau = 0 replans (d > 0), tau = 1e9 corrects while the queue lasts (exec_len 6 > steps).
   # runner 'sequential': the replanning environments planned one at a time (while_loop).
@@ -334,9 +335,9 @@ def test_compact_step_equals_single_steps_for_forced_replan_patterns(agent, runn
   ex, xp = sp.Executor(wm, pc, cfg), sp.ExecParams(params)
   state = sp.batch_state(sp.init_state(ex), B)
   singles = [sp.init_state(ex) for _ in range(B)]
+  batched = dict(compact=sp.step_batch_compact, sequential=sp.step_batch_sequential)[runner]
   for t in range(T + 1):
     taus = jnp.where(jnp.asarray(forced[t - 1]), 0.0, 1e9) if t else jnp.full((B,), 1e9)
-    batched = dict(compact=sp.step_batch_compact, sequential=sp.step_batch_sequential)[runner]
     a, state, info = batched(ex, xp, state, obs[t], keys[t], taus, jnp.full((B,), t == 0))
     want = np.ones(B, bool) if t == 0 else forced[t - 1]
     np.testing.assert_array_equal(info.replanned, want)
@@ -380,9 +381,9 @@ def test_batched_steps_take_a_task_id_per_environment():
   obs = jax.random.normal(jax.random.PRNGKey(1), (2, B, 5))
   keys = jax.random.split(jax.random.PRNGKey(2), 2 * B).reshape(2, B, 2)
   taus = (jnp.full((B,), 1e9), jnp.array([1e9, 0.0]))
-  # step_batch / step_batch_shared share _check_batch and _replan_batch; only the compact step
-  # (the one sweeps use) is compared with single steps here.
-  for batched in (sp.step_batch_compact,):
+  # step_batch / step_batch_shared share _check_batch and _replan_batch; the two steps sweeps
+  # use (compact, sequential) are compared with single steps here.
+  for batched in (sp.step_batch_compact, sp.step_batch_sequential):
     state, singles = sp.batch_state(sp.init_state(ex), B), [sp.init_state(ex)] * B
     for t in range(2):
       a, state, info = batched(ex, xp, state, obs[t], keys[t], taus[t], jnp.full((B,), t == 0),

@@ -65,6 +65,20 @@ def test_sequential_replanning_sweep_equals_loop(setup):
     dataclasses.replace(s, replanning='batched')
 
 
+def test_plan_evals_and_replanning_choice():
+  # B = 10: capacities (1, 2, 4, 6, 8, 10); 3 replanning envs -> capacity 4, shared 4/3 each
+  # (compact); exactly 1 each (sequential); 0 for the others, 0 when none replans.
+  replanned = jnp.array([0, 1, 0, 0, 1, 0, 0, 0, 1, 0], bool)
+  np.testing.assert_allclose(sweep.plan_evals('compact', replanned),
+                             np.where(replanned, 4 / 3, 0.0), rtol=1e-6)
+  np.testing.assert_array_equal(sweep.plan_evals('sequential', replanned), replanned * 1.0)
+  np.testing.assert_array_equal(sweep.plan_evals('compact', jnp.zeros(10, bool)), 0.0)
+  assert sweep.resolve_replanning('auto') == 'sequential'    # the test session runs on CPU
+  assert sweep.resolve_replanning('compact') == 'compact'
+  with pytest.raises(ValueError, match='replanning'):
+    sweep.resolve_replanning('batched')
+
+
 @pytest.mark.slow
 def test_plain_vmap_sweep_equals_loop(setup):
   s, params = setup
@@ -126,6 +140,8 @@ def test_sweep_sharded_over_four_cpu_devices_equals_one_device():
   assert res['n'] == 4                                    # really sharded over 4 devices
   np.testing.assert_allclose(res['ret'], res['ret1'], rtol=1e-5, atol=1e-5)
   assert res['calls'] == res['calls1']
+  np.testing.assert_allclose(res['ret_seq'], res['ret1'], rtol=1e-5, atol=1e-5)  # sequential
+  assert res['calls_seq'] == res['calls1']
   assert np.asarray(res['calls']).shape == (3, 1, 2)
 
 

@@ -1,6 +1,6 @@
 """Run by tests/test_sweep.py in a subprocess with 4 forced host devices: the sharded sweep
 must equal the same sweep on one device. Prints JSON."""
-import os, sys, json
+import dataclasses, os, sys, json
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax, jax.numpy as jnp, numpy as np
 from spec_jax import config, sweep, speculation as sp
@@ -13,7 +13,10 @@ taus = jnp.array([0.0, 1e9, 1e9])
 keys = sweep.grid_keys([0], 2)   # 6 envs on 4 devices: padded to 8
 out = sweep.sweep(s, params, taus, keys)
 one = sweep.sweep(s, params, taus, keys, devices=jax.local_devices()[:1])
+seq = sweep.sweep(dataclasses.replace(s, replanning='sequential'), params, taus, keys)
 print(json.dumps(dict(n=len(jax.local_devices()), ret=np.asarray(out.ret).tolist(),
+                      ret_seq=np.asarray(seq.ret).tolist(),
+                      calls_seq=np.asarray(seq.planner_calls).tolist(),
                       ret1=np.asarray(one.ret).tolist(),
                       calls=np.asarray(out.planner_calls).tolist(),
                       calls1=np.asarray(one.planner_calls).tolist())))
