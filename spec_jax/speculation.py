@@ -487,9 +487,9 @@ def step_batch_sequential(ex: Executor, params: ExecParams, state: SpecState, ob
   ``step``'s plan (no padding rows, no batched planner). Verification and correction stay
   batched. For hosts where one plan already fills the device (a CPU core), so batching the
   planner does not raise its rate while ``step_batch_compact``'s padding rows cost time (2 CPU
-  cores, B = 64: 0.94-1.03x the point-by-point loop, compact 0.78-0.91x; BUILD_NOTES session
-  10). Per-environment results equal ``step``'s (each plan is one environment's plan: no
-  batched rounding).
+  cores: 0.92-1.03x the point-by-point loop at B = 64 and 1.14x at B = 256, compact 0.78-0.91x
+  and 0.81x; BUILD_NOTES session 10). Per-environment results equal ``step``'s (each plan is
+  one environment's plan: no batched rounding).
 
   Args: state [B, ...], obs [B, O], keys [B, 2], tau [] or [B], t0 [] or [B], task [] or [B]
     (multitask models only: each environment's task id).

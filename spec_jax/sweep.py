@@ -173,7 +173,8 @@ def sweep(setup: SweepSetup, params: sp.ExecParams, taus: jax.Array, keys: jax.A
 def sweep_vmap(setup: SweepSetup, params: sp.ExecParams, taus: jax.Array,
                keys: jax.Array) -> EpisodeStats:
   """jit(vmap(vmap(vmap(episode_fn)))): the same grid, each env's cond becoming a select
-  (with replanning 'compact', the planner runs at every step). Kept for comparison in benchmarks/bench_sweep.py."""
+  (with replanning 'compact', the planner runs at every step). Kept for comparison in
+  benchmarks/bench_sweep.py."""
   fn = lambda tau, key: episode_fn(setup, params, tau, key)
   over_episodes = jax.vmap(fn, in_axes=(None, 0))
   over_seeds = jax.vmap(over_episodes, in_axes=(None, 0))

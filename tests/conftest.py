@@ -6,10 +6,11 @@ YNNPACK workaround below when it does not set that flag itself).
   test time on 2 CPU cores; without fast-math (XLA's CPU default) the LLVM optimisation level
   changes speed, not results, and the suite passes identically at the default level:
   XLA_FLAGS=--xla_force_host_platform_device_count=1 pytest tests   (full optimisation).
-* --xla_cpu_use_fusion_emitters=false (jaxlib >= 0.10): XLA's older elementwise emitters compile about 40%
-  faster (a small plan: 1.0 s instead of 1.7 s) and cut the default run from 6:08 to 3:38
-  on 2 cores (same tree, session 10). Results agree with the default emitters to float rounding
-  (~1e-6), not bit for bit: tests that compare two different compiled programs use a tolerance.
+* --xla_cpu_use_fusion_emitters=false (jaxlib >= 0.10): XLA's older elementwise emitters
+  compile about 40% faster (a small plan: 1.0 s instead of 1.7 s) and cut the default run
+  from 6:08 to 3:38 on 2 cores (same tree, session 10). Results agree with the default
+  emitters to float rounding (~1e-6), not bit for bit: tests that compare two different
+  compiled programs use a tolerance.
 * --xla_cpu_multi_thread_eigen=false: the two pytest-xdist workers already fill both cores.
 * --xla_cpu_experimental_ynn_fusion_type= (YNNPACK fusion off; jaxlib >= 0.10, the versions
   tested): jaxlib 0.10.2's CPU YNNPACK fusion computes garbage when a dot operand is a
