@@ -15,7 +15,6 @@ a random-weight 1M model on an in-JAX fake environment (obs 5, action 1) is used
 """
 import argparse
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -35,25 +34,27 @@ def _agent(args):
     return meta['extra']['task'], model, params, pcfg, cor, cparams
   model = world_model.WorldModel(config.model_config(1, 5, 1))
   pcfg = config.PlannerConfig(num_samples=256, iterations=4, num_elites=32, num_pi_trajs=16)
-  params = model.init(jax.random.PRNGKey(0))
-  # Non-zero reward and Q heads: with the zero-initialised ones every sample ties and the
-  # elites are picked by float rounding, which batching changes (runners would then diverge).
-  for head, k in (('reward', 11), ('Qs', 12)):
-    out = params[head]['dense_out']
-    out['kernel'] = 0.1 * jax.random.normal(jax.random.PRNGKey(k), out['kernel'].shape)
+  # Non-zero reward and Q heads: with zero ones every sample ties, the elites are picked by
+  # float rounding, which batching changes, and the runners would diverge.
+  params = _toy().nonzero_heads(model.init(jax.random.PRNGKey(0)))
   return 'cartpole-swingup', model, params, pcfg, None, None
+
+
+def _toy():
+  """tests/toy.py: the in-JAX fake environment and model helpers the tests use."""
+  import os
+  import sys
+  sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                  'tests'))
+  import toy
+  return toy
 
 
 def _env(args, task):
   if args.env == 'mjx':
     from spec_jax.envs import mjx
     return mjx.MJXEnv(task, impl=args.impl, episode_length=args.episode_length)
-  import os
-  import sys
-  sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                  'tests'))
-  import toy  # the in-JAX fake environment used by the tests
-  return toy.FakeJaxEnv(episode_length=args.episode_length)
+  return _toy().FakeJaxEnv(episode_length=args.episode_length)
 
 
 def _shared_rollout(setup, params, taus, keys):

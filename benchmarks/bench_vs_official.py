@@ -7,9 +7,10 @@
 with spec_jax). Both planners use the official defaults for humanoid (obs 67, action 21: 512
 samples, 8 iterations, horizon 3); the official one runs eagerly (torch.compile targets CUDA
 graphs). Median ms per plan call after warm-up/compile, the two planners' calls alternated;
-GFLOP per plan call counted from the layer shapes (``planner.plan_flops``: the official planner recomputes z0's share of the first
-dynamics/reward layer for every sample and re-rolls the policy-prior trajectories in every
-iteration, spec_jax does each once per plan) and the GFLOP/s each achieves.
+GFLOP per plan call counted from the layer shapes (``planner.plan_flops``: the official
+planner recomputes z0's share of the first dynamics/reward layer for every sample and re-rolls
+the policy-prior trajectories in every iteration, spec_jax does each once per plan) and the
+GFLOP/s each achieves.
 """
 import argparse
 import statistics

@@ -433,16 +433,21 @@ def capacities(batch: int, steps: int = 8) -> Tuple[int, ...]:
   return tuple(caps) + (batch,)
 
 
+def _replan_inputs(state, v, obs, keys, t0, task, index):
+  """The (state, verdict, obs, key, t0, task) arguments of ``_replan_branch`` for the rows
+  ``index`` of a batch (an int: one environment; an array [C]: a sub-batch)."""
+  take = lambda x: x[index]
+  return (jax.tree_util.tree_map(take, state), jax.tree_util.tree_map(take, v), obs[index],
+          keys[index], t0[index], None if task is None else task[index])
+
+
 def _plan_compact(ex: Executor, params: ExecParams, state, v, obs, keys, t0, replan, cap,
                   task=None):
   """Plans the first ``cap`` replanning environments only (gather -> plan_batch-sized vmap ->
   scatter). Returns per-env replan outputs [B, ...] (garbage where ~replan)."""
   B = obs.shape[0]
   idx = jnp.nonzero(replan, size=cap, fill_value=0)[0]                     # [cap]
-  take = lambda x: x[idx]
-  sub = _replan_batch(ex, params, jax.tree_util.tree_map(take, state),
-                      jax.tree_util.tree_map(take, v), obs[idx], keys[idx], t0[idx],
-                      None if task is None else task[idx])
+  sub = _replan_batch(ex, params, *_replan_inputs(state, v, obs, keys, t0, task, idx))
   valid = jnp.arange(cap) < jnp.sum(replan)
   scatter_idx = jnp.where(valid, idx, B)   # out-of-range rows are dropped by the scatter
   def put(x):
@@ -502,10 +507,7 @@ def step_batch_sequential(ex: Executor, params: ExecParams, state: SpecState, ob
   def body(carry):
     i, out = carry
     j = idx[i]
-    take = lambda x: x[j]
-    planned = _replan_branch(ex, params, jax.tree_util.tree_map(take, state),
-                             jax.tree_util.tree_map(take, v), obs[j], keys[j], t0[j],
-                             None if task is None else task[j])
+    planned = _replan_branch(ex, params, *_replan_inputs(state, v, obs, keys, t0, task, j))
     return i + 1, jax.tree_util.tree_map(lambda o, p: o.at[j].set(p), out, planned)
 
   _, out = jax.lax.while_loop(lambda c: c[0] < n, body, (jnp.zeros((), jnp.int32), corrected))

@@ -36,11 +36,7 @@ def small_agent():
   the planner eagerly."""
   wm = world_model.WorldModel(config.model_config(1, OBS, ACT, latent_dim=32, mlp_dim=48,
                                                   enc_dim=48))
-  params = wm.init(jax.random.PRNGKey(0))
-  for head, k in (('reward', 21), ('Qs', 22)):
-    out = params[head]['dense_out']
-    out['kernel'] = 0.1 * jax.random.normal(jax.random.PRNGKey(k), out['kernel'].shape)
-  return wm, params
+  return wm, toy.nonzero_heads(wm.init(jax.random.PRNGKey(0)), keys=(21, 22))
 
 
 def _episodic(wm, params, z0, actions):

@@ -368,12 +368,7 @@ def test_batched_steps_take_a_task_id_per_environment():
   # not the first environment's task 1).
   wm = world_model.WorldModel(config.model_config(1, 5, 2, latent_dim=32, mlp_dim=64, enc_dim=64,
                                                   num_tasks=2, task_dim=8, action_dims=(1, 2)))
-  params = wm.init(jax.random.PRNGKey(0))
-  # Non-zero reward and Q heads: with the zero-initialised ones every sample has the same
-  # value and the elites are picked by float rounding, which batching does not preserve.
-  for head, k in (('reward', 11), ('Qs', 12)):
-    out = params[head]['dense_out']
-    out['kernel'] = 0.1 * jax.random.normal(jax.random.PRNGKey(k), out['kernel'].shape)
+  params = toy.nonzero_heads(wm.init(jax.random.PRNGKey(0)))   # no ties broken by rounding
   pc = config.PlannerConfig(horizon=3, iterations=2, num_samples=32, num_elites=4,
                             num_pi_trajs=4)
   ex, xp = sp.Executor(wm, pc, sp.SpecConfig(mode='spec', exec_len=3)), sp.ExecParams(params)

@@ -84,6 +84,17 @@ class FakeEnv:
     return obs, -float(np.sum(np.square(action))), done, {}
 
 
+def nonzero_heads(params, keys=(11, 12)):
+  """Sets the zero-initialised reward and Q output kernels of ``params`` (in place) to
+  0.1 x N(0, 1) draws of PRNGKey(keys[0]) / PRNGKey(keys[1]); returns params. With zero heads
+  every planner sample has the same value and the elites are picked by float rounding, which
+  batching or a different compiled program does not preserve."""
+  for head, k in zip(('reward', 'Qs'), keys):
+    out = params[head]['dense_out']
+    out['kernel'] = 0.1 * jax.random.normal(jax.random.PRNGKey(k), out['kernel'].shape)
+  return params
+
+
 def small_agent(obs_dim=5, action_dim=1):
   """A small random TD-MPC2 world model with a non-zero reward head (planning is not flat)."""
   from spec_jax import config, world_model

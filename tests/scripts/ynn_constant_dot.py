@@ -2,8 +2,8 @@
 
 jaxlib 0.10.2 on CPU fuses dot products into YNNPACK ("__ynn_fusion" in the optimised HLO). When
 the parameters are initialised inside the same jit (or closed over by it), the
-zero-initialised reward output kernel is a compile-time constant, and the fused reward loss reads garbage (values like 1e30, inf,
-nan; different in every process). Run it with and without the workaround flag:
+zero-initialised reward output kernel is a compile-time constant, and the fused reward loss
+reads garbage (values like 1e30, inf, nan; different in every process). Run it with and without the workaround flag:
 
   python tests/scripts/ynn_constant_dot.py
   XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type= python tests/scripts/ynn_constant_dot.py
