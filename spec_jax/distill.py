@@ -39,9 +39,9 @@ class Dataset(NamedTuple):
 
 @functools.partial(jax.jit, static_argnames=('ex',))
 def _collect_step(ex: sp.Executor, params: sp.ExecParams, state, teacher_pstate, obs, key, t0,
-                  teacher_prob, task=None):
+                  teacher_prob, task=None, ready=None):
   spec_key, teacher_key, coin_key = jax.random.split(key, 3)
-  a_exec, state, info = sp.step(ex, params, state, obs, spec_key, jnp.inf, t0, task=task)
+  a_exec, state, info = sp.step(ex, params, state, obs, spec_key, jnp.inf, t0, ready, task=task)
   teacher, teacher_pstate = planner_lib.plan(ex.model, params.model, ex.planner, teacher_pstate,
                                              obs, teacher_key, t0, True, task=task)
   use_teacher = (~info.replanned) & (jax.random.uniform(coin_key) < teacher_prob)
@@ -52,10 +52,15 @@ def _collect_step(ex: sp.Executor, params: sp.ExecParams, state, teacher_pstate,
 def collect(model, params, planner_cfg, env, episodes: int, key: jax.Array, history: int = 4,
             teacher_prob: float = 0.5, log_fn=None, corrector=None,
             env_for_episode: Optional[Callable[[int], Any]] = None,
-            first_episode: int = 0, task: Optional[int] = None) -> Tuple[Dataset, Dict[str, float]]:
+            first_episode: int = 0, task: Optional[int] = None,
+            pipelined: bool = False) -> Tuple[Dataset, Dict[str, float]]:
   """Rolls out ``episodes`` host-env episodes and returns (Dataset, stats).
 
   Args:
+    pipelined: data for the pipelined executor (execution length 1, plan-ahead lead 1): every
+      step's speculative action is the first action of a plan made from the one-step
+      prediction d(z_real, executed action) of the previous step (``plan_ahead_late``), k = 0;
+      False: open-loop queues of ``planner_cfg.horizon`` actions, k = 1..horizon-1.
     corrector: optional (Corrector, params): DAgger — while speculating, the executed action is
       the CORRECTED one (the learner's), still relabelled by the teacher; None: uncorrected.
     env_for_episode: optional ep -> env (e.g. randomised mass/friction per episode); default
@@ -65,19 +70,24 @@ def collect(model, params, planner_cfg, env, episodes: int, key: jax.Array, hist
   """
   cor, cparams = corrector if corrector is not None else (None, None)
   mode = cor.cfg.kind if cor is not None else 'spec'
-  ex = sp.Executor(model, planner_cfg, sp.SpecConfig(mode=mode, exec_len=planner_cfg.horizon,
-                                                     history=history), cor)
+  ex = sp.Executor(model, planner_cfg,
+                   sp.SpecConfig(mode=mode, exec_len=1 if pipelined else planner_cfg.horizon,
+                                 history=history), cor)
   xp = sp.ExecParams(params, cparams)
   rows, returns = [], []
   for ep in range(first_episode, first_episode + episodes):
     ep_env = env_for_episode(ep) if env_for_episode is not None else env
     obs, done, t, ret = ep_env.reset(), False, 0, 0.0
-    state = sp.init_state(ex)
+    state, ready = sp.init_state(ex), None
     teacher_pstate = planner_lib.init_state(planner_cfg, model.cfg.action_dim)
     while not done:
       key, step_key = jax.random.split(key)
       action, state, teacher_pstate, info, a_teacher = _collect_step(
-          ex, xp, state, teacher_pstate, jnp.asarray(obs), step_key, t == 0, teacher_prob, task)
+          ex, xp, state, teacher_pstate, jnp.asarray(obs), step_key, t == 0, teacher_prob, task,
+          ready)
+      if pipelined:   # the next step's speculative plan, from this step's real latent
+        ready = sp.plan_ahead_late(ex, xp, state, info.z_real, action,
+                                   jax.random.fold_in(step_key, 1), lead=1, task=task)
       if bool(info.nonfinite):
         raise ValueError(f'non-finite observation or action in teacher rollout: episode {ep}, '
                          f'step {t}')
@@ -270,7 +280,8 @@ def _dagger(cfg, model, params, pcfg, env, env_for, data, trained, report, key, 
       new, st = collect(model, params, pcfg, env, episodes, jax.random.fold_in(key, 100 + r),
                         cfg.history, cfg.teacher_prob, log_fn=log_fn, corrector=trained[kind],
                         env_for_episode=env_for,
-                        first_episode=int(np.max(np.asarray(kind_data.episode))) + 1, task=task)
+                        first_episode=int(np.max(np.asarray(kind_data.episode))) + 1, task=task,
+                        pipelined=cfg.get('pipelined', False))
       kind_data = merge(kind_data, new)
       cor = trained[kind][0]
       cparams, metrics = train(cor, kind_data, jax.random.fold_in(key, 1), cfg.steps,
@@ -320,7 +331,7 @@ def run(cfg, export_dir: str, workdir: str) -> Dict[str, Any]:
   else:
     data, stats = collect(model, params, pcfg, env, cfg.episodes, key, cfg.history,
                           cfg.teacher_prob, log_fn=logging.info, env_for_episode=env_for,
-                          task=task)
+                          task=task, pipelined=cfg.get('pipelined', False))
     np.savez_compressed(os.path.join(workdir, 'dataset.npz'),
                         **{k: np.asarray(v) for k, v in data._asdict().items()})
   trained, report = _train_kinds(cfg, model, data, key, logging.info)

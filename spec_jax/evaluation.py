@@ -451,6 +451,56 @@ def read_rows(path: str) -> List[Dict[str, Any]]:
   return rows
 
 
+def _point_key(r: Dict[str, Any]) -> tuple:
+  """What makes two rows the same evaluated configuration."""
+  return (r['mode'], r['gate'], r['ahead'], r['online'], r['exec_len'], r['tau'], r['horizon'],
+          r.get('fallback_planner') or '', r.get('on_reject') or 'replan', r['ahead_lead'])
+
+
+# Per-episode means that pool as episode-weighted means over seed sets (end_accept and
+# ready_accept are per-set fractions: their pooled value weights each set by its episodes).
+POOLED_MEANS = ('planner_calls', 'ahead_calls', 'adopted', 'ready_accept', 'corrections',
+                'fallbacks', 'nonfinite', 'deferred', 'end_accept')
+
+
+def pool(paths: Sequence[str], workdir: str, reference_horizon: int, title: str = ''):
+  """Pools evaluations of DIFFERENT seed sets, each with its own baseline (planned with
+  ``reference_horizon``): a configuration present in every file gets its per-seed returns
+  concatenated in file order and its statistics recomputed, paired seed by seed with the
+  concatenated baseline. The columns of ``POOLED_MEANS`` become episode-weighted means;
+  latency quantiles do not pool and are left blank. Returns (rows, paths)."""
+  per_file = []
+  for path in paths:
+    rows = {}
+    for r in read_rows(path):
+      if r['mode'] == 'baseline' and r['horizon'] != reference_horizon:
+        continue
+      rows.setdefault(_point_key(r), r)
+    base = next((r for r in rows.values() if r['mode'] == 'baseline'), None)
+    if base is None:
+      raise ValueError(f'no baseline with horizon {reference_horizon} in {path}')
+    short = [k for k, r in rows.items() if len(r['returns']) != len(base['returns'])]
+    if short:
+      raise ValueError(f'{path}: rows {short} have another episode count than the baseline '
+                       '(not paired)')
+    per_file.append(rows)
+  pooled = []
+  for key, first in per_file[0].items():
+    if not all(key in rows for rows in per_file):
+      continue
+    sets = [rows[key] for rows in per_file]
+    n = [len(r['returns']) for r in sets]
+    row = {k: first[k] for k in ('mode', 'gate', 'ahead', 'online', 'tau', 'tau_q', 'exec_len',
+                                 'horizon', 'fallback_planner', 'on_reject', 'ahead_lead')
+           if k in first}
+    row.update(returns=[x for r in sets for x in r['returns']], episodes=sum(n))
+    for k in POOLED_MEANS:
+      vals = [r[k] if isinstance(r.get(k), float) else float('nan') for r in sets]
+      row[k] = float(np.dot(vals, n) / sum(n))
+    pooled.append(row)
+  return pooled, write_outputs(pooled, workdir, title=title)
+
+
 def combine(paths: Sequence[str], workdir: str, reference_horizon: int, title: str = '',
             labels: Sequence[str] = ()):
   """Merges evaluation passes made on the same seeds: the baseline planned with
@@ -469,9 +519,7 @@ def combine(paths: Sequence[str], workdir: str, reference_horizon: int, title: s
         r['mode'] = f"baseline-h{r['horizon']}"
       elif label and not r['mode'].startswith('baseline'):
         r['mode'] = f"{r['mode']}-{label}"
-      key = (r['mode'], r['gate'], r['ahead'], r['online'], r['exec_len'], r['tau'],
-             r['horizon'], r.get('fallback_planner') or '', r.get('on_reject') or 'replan',
-             r['ahead_lead'])
+      key = _point_key(r)
       if key not in seen:
         seen.add(key)
         rows.append(r)

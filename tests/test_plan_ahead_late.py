@@ -77,7 +77,7 @@ def _by_hand(ex, params, obs_seq, key, tau, lead):
   return np.stack(actions), state
 
 
-def _mlp_agent():
+def _mlp_agent(exec_len=2, on_reject='replan'):
   """The small world model with an MLP corrector whose corrections are far from zero (so the
   emitted action differs from the queued one)."""
   wm, params = toy.small_agent()
@@ -87,7 +87,8 @@ def _mlp_agent():
   keys = jax.random.split(jax.random.PRNGKey(4), len(leaves))
   cparams = jax.tree_util.tree_unflatten(
       tree, [x + 0.3 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)])
-  ex = sp.Executor(wm, PC, sp.SpecConfig(mode='mlp', exec_len=2), cor)
+  ex = sp.Executor(wm, PC, sp.SpecConfig(mode='mlp', exec_len=exec_len, on_reject=on_reject),
+                   cor)
   return ex, sp.ExecParams(params, cparams)
 
 
@@ -114,6 +115,27 @@ def test_runner_with_late_plan_ahead_matches_the_schedule_by_hand(lead):
   evaluation.run_episode(ex, xp, env0, jax.random.PRNGKey(0), 0, 1e9,
                          evaluation.Runtime(plan_ahead=True))
   assert not np.allclose(np.stack(env0.actions), ref, atol=1e-4)
+
+
+def test_pipelined_plan_ahead_plans_every_step_from_the_previous_real_latent():
+  # E = 1, lead 1: after EVERY step a plan is seeded at d(z_real, emitted action) and offered to
+  # the next step; tau 1e9 accepts all six, so only t0 waits for a plan.
+  ex, xp = _mlp_agent(exec_len=1)
+  env = toy.FakeEnv(OBS, 1)
+  out = evaluation.run_episode(ex, xp, env, jax.random.PRNGKey(0), 0, 1e9,
+                               evaluation.Runtime(plan_ahead=True, ahead_lead=1))
+  assert (out['planner_calls'], out['adopted'], out['ahead_calls']) == (1, 6, 7)
+  assert (out['ready_offered'], out['end_offered'], out['end_adopted']) == (6, 6, 6)
+  ref, _ = _by_hand(ex, xp, OBS, jax.random.PRNGKey(0), 1e9, 1)
+  np.testing.assert_allclose(np.stack(env.actions), ref, atol=1e-6)
+  # Deferred rejections with E = 1 act exactly as accepting everything: a rejected plan is
+  # continued (corrected) and its rescue plan has the late plan's seed, planner and key.
+  ex_d, _ = _mlp_agent(exec_len=1, on_reject='defer')
+  env_d = toy.FakeEnv(OBS, 1)
+  d = evaluation.run_episode(ex_d, xp, env_d, jax.random.PRNGKey(0), 0, 0.0,
+                             evaluation.Runtime(plan_ahead=True, ahead_lead=1))
+  assert (d['planner_calls'], d['deferred'], d['adopted'], d['ahead_calls']) == (1, 6, 0, 7)
+  np.testing.assert_allclose(np.stack(env_d.actions), ref, atol=1e-6)
 
 
 @pytest.mark.parametrize('lead', [1, pytest.param(2, marks=pytest.mark.slow)])  # 2: -m slow

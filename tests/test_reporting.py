@@ -77,3 +77,35 @@ def test_plot_labels_every_point(tmp_path):
   path = str(tmp_path / 'p.png')
   reporting.plot_return_vs_calls(rows, path)
   assert os.path.getsize(path) > 5000
+
+
+def _row(mode, returns, calls, **kw):
+  r = dict(mode=mode, gate='norm', ahead=0, online=0, tau=float('inf') if mode == 'baseline'
+           else 0.5, tau_q=float('nan'), exec_len=1 if mode == 'baseline' else 3, horizon=6,
+           returns=list(returns), planner_calls=calls, on_reject='replan', ahead_lead=0)
+  r.update(kw)
+  return r
+
+
+def test_pool_concatenates_seed_sets_and_pairs_each_with_its_own_baseline(tmp_path):
+  a = [_row('baseline', [100, 200], 500), _row('mlp', [90, 210], 100, deferred=0.0),
+       _row('spec', [1, 2], 7)]
+  b = [_row('baseline', [300, 100, 200], 500), _row('mlp', [150, 100, 200], 40, deferred=5.0),
+       _row('baseline', [1, 1, 1], 500, horizon=3)]    # another horizon: not THE baseline
+  pa = evaluation.write_outputs(a, str(tmp_path / 'a'))['csv']
+  pb = evaluation.write_outputs(b, str(tmp_path / 'b'))['csv']
+  rows, paths = evaluation.pool([pa, pb], str(tmp_path / 'p'), 6)
+  assert [r['mode'] for r in rows] == ['baseline', 'mlp']        # spec: only in one set
+  mlp = rows[1]
+  assert mlp['returns'] == [90, 210, 150, 100, 200] and mlp['episodes'] == 5
+  # 150 / 180; per-seed differences -10, 10, -150, 0, 0; calls (2 x 100 + 3 x 40) / 5.
+  np.testing.assert_allclose([mlp['ratio'], mlp['diff_mean'], mlp['diff_median']],
+                             [150 / 180, -30, 0])
+  np.testing.assert_allclose([mlp['planner_calls'], mlp['deferred']], [64, 3])
+  assert rows[0]['return_mean'] == 180 and os.path.exists(paths['md'])
+  bad = [_row('baseline', [1, 2], 500), _row('mlp', [1, 2, 3], 9)]
+  with pytest.raises(ValueError, match='episode count'):
+    evaluation.pool([evaluation.write_outputs(bad, str(tmp_path / 'c'))['csv']],
+                    str(tmp_path / 'q'), 6)
+  with pytest.raises(ValueError, match='no baseline'):
+    evaluation.pool([pa], str(tmp_path / 'q'), 3)

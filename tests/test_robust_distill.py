@@ -76,3 +76,21 @@ def test_randomised_episodes_have_their_own_scales_and_initial_state_seed():
   assert calls[0]['model_scale'] == distill.randomised_scales({'mass': (0.7, 1.3)}, 5, 0)
   assert calls[0]['model_scale'] != calls[1]['model_scale'] and calls[0] == calls[2]
   assert distill.episode_envs(make, {}, 5) is None
+
+
+def test_pipelined_collection_speculates_from_the_one_step_prediction_of_the_executed_action():
+  # Toy model: identity encoder, z' = z + 0.5 a. teacher_prob 1: every step after t0 executes
+  # the teacher's action, so the next step's speculative plan must be seeded at
+  # obs[t-1] + 0.5 * (the EXECUTED action), and every tuple is a k = 0 adoption.
+  obs = np.stack([np.sin(np.arange(3.0) + t) for t in range(6)]).astype(np.float32)
+  env = toy.FakeEnv(obs, 3)
+  data, stats = distill.collect(toy.ToyModel(), toy.TOY_PARAMS, PC, env, 1,
+                                jax.random.PRNGKey(0), history=2, teacher_prob=1.0,
+                                pipelined=True)
+  acts = np.stack(env.actions)
+  assert stats['tuples'] == 5 and np.all(np.asarray(data.k) == 0)
+  np.testing.assert_allclose(data.z_hat, obs[:5] + 0.5 * acts[:5], atol=1e-6)
+  np.testing.assert_allclose(data.a_teacher, acts[1:], atol=1e-6)
+  np.testing.assert_allclose(data.d, np.linalg.norm(obs[1:] - data.z_hat, axis=1), atol=1e-5)
+  # The speculative action is a plan for the predicted latent, not the teacher's for the real.
+  assert not np.allclose(data.a_spec, data.a_teacher, atol=1e-3)
