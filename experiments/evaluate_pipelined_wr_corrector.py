@@ -1,6 +1,6 @@
 """The pipelined executor (E = 1, lead 1, deferred rejections; experiments/evaluate_pipelined_wr.py)
 with a corrector distilled FOR it (experiments/distill_pipelined.py: k = 0 tuples from one-step
-predictions) against the shipped corrector (distilled on open-loop queues), walker-run (issue
+predictions, the epoch with the lowest held-out error) against the shipped corrector (distilled on open-loop queues), walker-run (issue
 12.1). Declared before any result of the new corrector (committed before the runs):
 
   pass 1, FRESH seeds 210..219, shipped export: the baseline and E = 1 + defer, shipped MLP;
@@ -14,8 +14,8 @@ rejections the gate changes no action (a rejected plan is continued, corrected, 
 plan equals the next late plan), only the acceptance statistic. Reported whatever it gives.
 
   python launch/evaluate.py --config experiments/evaluate_pipelined_wr_corrector.py --export agents/walker-run --workdir runs/wr_pipe_cor1
-  python launch/evaluate.py --config experiments/evaluate_pipelined_wr_corrector.py --config.baseline=False --export runs/wr_distill_pipelined/export --workdir runs/wr_pipe_cor2
-  python launch/evaluate.py --config experiments/evaluate_pipelined_wr_corrector.py --config.baseline=False --config.seed=200 --export runs/wr_distill_pipelined/export --workdir runs/wr_pipe_cor3
+  python launch/evaluate.py --config experiments/evaluate_pipelined_wr_corrector.py --config.baseline=False --export runs/wr_distill_pipelined_best/export --workdir runs/wr_pipe_cor2
+  python launch/evaluate.py --config experiments/evaluate_pipelined_wr_corrector.py --config.baseline=False --config.seed=200 --export runs/wr_distill_pipelined_best/export --workdir runs/wr_pipe_cor3
 """
 from spec_jax import builders
 

@@ -187,13 +187,17 @@ def evaluate(corrector, params, data: Dataset) -> Dict[str, float]:
 
 def train(corrector: corr_lib.Corrector, data: Dataset, key: jax.Array, steps: int = 5000,
           batch_size: int = 256, lr: float = 3e-4, lam: float = 0.1, holdout: float = 0.1,
-          epoch: int = 500, log_fn=None):
-  """Trains ``corrector`` on ``data``. Returns (params, metrics with held-out errors)."""
+          epoch: int = 500, log_fn=None, keep_best: bool = False):
+  """Trains ``corrector`` on ``data``. Returns (params, metrics with held-out errors).
+
+  keep_best: return the parameters of the epoch with the lowest held-out corrected MSE (early
+  stopping on the held-out EPISODES; the held-out metrics then describe the selected epoch
+  and are optimistic by that selection), not the last epoch's."""
   split_key, init_key, train_key = jax.random.split(key, 3)
   train_set, test_set = split(data, holdout, split_key)
   params = corrector.init(init_key)
   opt_state = optax.adam(lr).init(params)
-  history = []
+  history, best = [], None
   for i in range(max(steps // epoch, 1)):
     train_key, epoch_key = jax.random.split(train_key)
     params, opt_state, loss, mse = _train_epoch(corrector, params, opt_state, train_set,
@@ -203,7 +207,10 @@ def train(corrector: corr_lib.Corrector, data: Dataset, key: jax.Array, steps: i
     if log_fn:
       log_fn(f'{corrector.cfg.kind} step {(i + 1) * epoch}: train loss {float(loss):.5f} | '
              f'held-out mse {held["mse_corrected"]:.5f} (uncorrected {held["mse_uncorrected"]:.5f})')
-  metrics = dict(history[-1], train_size=int(train_set.d.shape[0]),
+    if best is None or held['mse_corrected'] < best[1]['mse_corrected']:
+      best = (params, history[-1])
+  params, last = best if keep_best else (params, history[-1])
+  metrics = dict(last, train_size=int(train_set.d.shape[0]),
                  test_size=int(test_set.d.shape[0]), curve=history)
   return params, metrics
 
@@ -241,7 +248,8 @@ def _train_kinds(cfg, model, data, key, log_fn):
                                                       history=cfg.history),
                              model.cfg.latent_dim, model.cfg.action_dim)
     cparams, metrics = train(cor, data, jax.random.fold_in(key, 1), cfg.steps, cfg.batch_size,
-                             cfg.lr, cfg.lam, cfg.holdout, log_fn=log_fn)
+                             cfg.lr, cfg.lam, cfg.holdout, log_fn=log_fn,
+                             keep_best=cfg.get('keep_best', False))
     trained[kind], report[kind] = (cor, cparams), metrics
   return trained, report
 
@@ -285,7 +293,8 @@ def _dagger(cfg, model, params, pcfg, env, env_for, data, trained, report, key, 
       kind_data = merge(kind_data, new)
       cor = trained[kind][0]
       cparams, metrics = train(cor, kind_data, jax.random.fold_in(key, 1), cfg.steps,
-                               cfg.batch_size, cfg.lr, cfg.lam, cfg.holdout, log_fn=log_fn)
+                               cfg.batch_size, cfg.lr, cfg.lam, cfg.holdout, log_fn=log_fn,
+                               keep_best=cfg.get('keep_best', False))
       trained[kind] = (cor, cparams)
       history.append(dict(round=r + 1, tuples=int(kind_data.d.shape[0]),
                           collect_return=st['collect_return'],

@@ -118,6 +118,31 @@ def test_training_reduces_train_loss(data, kind):
   assert np.isfinite(metrics['mse_corrected'])
 
 
+def test_keep_best_returns_the_epoch_with_the_lowest_held_out_error(data, monkeypatch):
+  # Scripted epochs: epoch e adds 1 to every parameter, held-out errors 3, 2, 1, 2.5, 4; the
+  # best epoch is the third (step 300), neither the first nor the last.
+  ds, _ = data
+  corr = correctors.Corrector(correctors.CorrectorConfig('mlp', hidden=16), 32, 1)
+  plus_one = lambda tree: jax.tree_util.tree_map(lambda x: x + 1.0, tree)
+  monkeypatch.setattr(distill, '_train_epoch',
+                      lambda c, params, opt, *a: (plus_one(params), opt, 0.0, 0.0))
+
+  def run(keep_best):
+    held = iter([3.0, 2.0, 1.0, 2.5, 4.0])
+    monkeypatch.setattr(distill, 'evaluate',
+                        lambda c, p, d: dict(mse_corrected=next(held), mse_uncorrected=9.0))
+    return distill.train(corr, ds, jax.random.PRNGKey(0), steps=500, holdout=0.5, epoch=100,
+                         keep_best=keep_best)
+
+  init = corr.init(jax.random.split(jax.random.PRNGKey(0), 3)[1])   # train's init key
+  for keep_best, epochs in ((True, 3), (False, 5)):
+    params, metrics = run(keep_best)
+    assert (metrics['step'], len(metrics['curve'])) == (100 * epochs, 5)
+    assert metrics['mse_corrected'] == {3: 1.0, 5: 4.0}[epochs]
+    jax.tree_util.tree_map(lambda p, q: np.testing.assert_allclose(p, q + epochs, rtol=1e-6),
+                           params, init)
+
+
 def test_export_with_correctors_round_trip_identical_actions(agent, tmp_path):
   wm, params = agent
   corr = correctors.Corrector(correctors.CorrectorConfig('transformer'), 32, 1)
