@@ -18,4 +18,6 @@ def get_config() -> ml_collections.ConfigDict:
   c.task_id = -1            # multitask exports: the task's index (-1: the export's)
   c.planner = ml_collections.ConfigDict()  # planner overrides, e.g. horizon=6
   c.storage_dtype = 'float32'
+  c.dataset = ''            # reuse an earlier run's teacher rollouts (its workdir/dataset.npz)
+  c.keep_best = False       # True: keep the epoch with the lowest held-out error
   return c
