@@ -8,6 +8,10 @@ predictions, the epoch with the lowest held-out error) against the shipped corre
   pass 3, seeds 200..209, the new export (--config.baseline=False): pairs with
           runs/wr_pipelined (results/issue12/pipelined_walker_run/).
 
+Added after pass 2 (its corrector collapsed in closed loop), before running it:
+  pass 4, seeds 210..219, the DAgger export (experiments/distill_pipelined_dagger.py,
+          --config.baseline=False --export runs/wr_distill_pipelined_dagger/export).
+
 The gate threshold is the shipped export's median mismatch, 0.6348, given as a number: the new
 export's mismatch quantiles are those of the one-step mismatch. With E = 1 and deferred
 rejections the gate changes no action (a rejected plan is continued, corrected, and its rescue
