@@ -20,4 +20,5 @@ def get_config() -> ml_collections.ConfigDict:
   c.storage_dtype = 'float32'
   c.dataset = ''            # reuse an earlier run's teacher rollouts (its workdir/dataset.npz)
   c.keep_best = False       # True: keep the epoch with the lowest held-out error
+  c.pipelined = False       # True: data for the pipelined executor (E = 1, lead 1; k = 0 only)
   return c

@@ -20,6 +20,7 @@ plan equals the next late plan), only the acceptance statistic. Reported whateve
   python launch/evaluate.py --config experiments/evaluate_pipelined_wr_corrector.py --export agents/walker-run --workdir runs/wr_pipe_cor1
   python launch/evaluate.py --config experiments/evaluate_pipelined_wr_corrector.py --config.baseline=False --export runs/wr_distill_pipelined_best/export --workdir runs/wr_pipe_cor2
   python launch/evaluate.py --config experiments/evaluate_pipelined_wr_corrector.py --config.baseline=False --config.seed=200 --export runs/wr_distill_pipelined_best/export --workdir runs/wr_pipe_cor3
+  python launch/evaluate.py --config experiments/evaluate_pipelined_wr_corrector.py --config.baseline=False --export runs/wr_distill_pipelined_dagger/export --workdir runs/wr_pipe_cor4
 """
 from spec_jax import builders
 

@@ -1,4 +1,5 @@
-"""Merge evaluation passes made on the same seeds into one table and plot.
+"""Merge evaluation passes made on the same seeds into one table and plot (or, with --pool,
+pool evaluations of different seed sets).
 
   python launch/combine_evaluations.py --inputs runs/w/eval/evaluation.csv,runs/w/eval2/evaluation.csv \
       --reference_horizon 6 --workdir results/walker_walk
@@ -16,7 +17,8 @@ from absl import flags
 
 from spec_jax import evaluation
 
-_INPUTS = flags.DEFINE_list('inputs', None, 'evaluation.csv files (same seeds).', required=True)
+_INPUTS = flags.DEFINE_list('inputs', None, 'evaluation.csv files (same seeds; with --pool, '
+                            'one per seed set).', required=True)
 _REF = flags.DEFINE_integer('reference_horizon', 6, 'Planner horizon of THE baseline.')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.', required=True)
 _TITLE = flags.DEFINE_string('title', '', 'Plot title.')
@@ -31,7 +33,8 @@ def main(argv):
   if _POOL.value:
     if _LABELS.value:
       raise app.UsageError('--labels applies to merged passes, not to --pool')
-    _, paths = evaluation.pool(_INPUTS.value, _WORKDIR.value, _REF.value, _TITLE.value)
+    _, paths = evaluation.pool(_INPUTS.value, _WORKDIR.value, _REF.value, _TITLE.value,
+                              log_fn=print)
   else:
     _, paths = evaluation.combine(_INPUTS.value, _WORKDIR.value, _REF.value, _TITLE.value,
                                   _LABELS.value)

@@ -207,7 +207,8 @@ def train(corrector: corr_lib.Corrector, data: Dataset, key: jax.Array, steps: i
     if log_fn:
       log_fn(f'{corrector.cfg.kind} step {(i + 1) * epoch}: train loss {float(loss):.5f} | '
              f'held-out mse {held["mse_corrected"]:.5f} (uncorrected {held["mse_uncorrected"]:.5f})')
-    if best is None or held['mse_corrected'] < best[1]['mse_corrected']:
+    if (best is None or not np.isfinite(best[1]['mse_corrected'])
+        or held['mse_corrected'] < best[1]['mse_corrected']):
       best = (params, history[-1])
   params, last = best if keep_best else (params, history[-1])
   metrics = dict(last, train_size=int(train_set.d.shape[0]),
@@ -336,6 +337,10 @@ def run(cfg, export_dir: str, workdir: str) -> Dict[str, Any]:
   os.makedirs(workdir, exist_ok=True)
   if cfg.get('dataset', ''):   # reuse the teacher rollouts of an earlier run
     data = load_dataset(cfg.dataset)
+    if cfg.get('pipelined', False) != bool(np.all(np.asarray(data.k) == 0)):
+      raise ValueError(f'{cfg.dataset}: pipelined={cfg.get("pipelined", False)} but the dataset '
+                       'holds ' + ('only k = 0 (pipelined) tuples' if np.all(np.asarray(data.k) == 0)
+                                   else 'open-loop tuples (k >= 1)'))
     stats = dict(collect_return=float('nan'), tuples=int(data.d.shape[0]), dataset=cfg.dataset)
   else:
     data, stats = collect(model, params, pcfg, env, cfg.episodes, key, cfg.history,
@@ -355,7 +360,10 @@ def run(cfg, export_dir: str, workdir: str) -> Dict[str, Any]:
     report['acceptance'] = {m: h[2] for m, h in heads.items()}
   if trained or 'mismatch_quantiles' not in extra:  # else keep the correctors' distribution
     extra['mismatch_quantiles'] = reporting.mismatch_quantiles(np.asarray(data.d))
-  extra['distill'] = dict(episodes=cfg.episodes, tuples=stats['tuples'], seed=cfg.seed)
+  extra['distill'] = dict(episodes=cfg.episodes, tuples=stats['tuples'], seed=cfg.seed,
+                         pipelined=bool(cfg.get('pipelined', False)),
+                         keep_best=bool(cfg.get('keep_best', False)),
+                         dataset=cfg.get('dataset', ''))
   out = checkpoint.export_with_correctors(os.path.join(workdir, 'export'), model, params, pcfg,
                                           correctors, extra=extra,
                                           storage_dtype=cfg.get('storage_dtype', 'float32'),

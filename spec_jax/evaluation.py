@@ -458,46 +458,67 @@ def _point_key(r: Dict[str, Any]) -> tuple:
 
 
 # Per-episode means that pool as episode-weighted means over seed sets (end_accept and
-# ready_accept are per-set fractions: their pooled value weights each set by its episodes).
+# ready_accept are per-set fractions: their pooled value weights each set by its episodes),
+# over the sets where the value is finite (files written before a column existed have none).
 POOLED_MEANS = ('planner_calls', 'ahead_calls', 'adopted', 'ready_accept', 'corrections',
-                'fallbacks', 'nonfinite', 'deferred', 'end_accept')
+                'fallbacks', 'deferred', 'end_accept')
+POOLED_SUMS = ('nonfinite',)   # totals over a set's episodes
 
 
-def pool(paths: Sequence[str], workdir: str, reference_horizon: int, title: str = ''):
+def _seed_set(path: str, reference_horizon: int) -> Dict[tuple, Dict[str, Any]]:
+  """One evaluation file's rows by configuration; checks its baseline and the pairing."""
+  rows = {}
+  for r in read_rows(path):
+    if r['mode'] != 'baseline' or r['horizon'] == reference_horizon:  # other-horizon baselines
+      rows.setdefault(_point_key(r), r)                                # are left out
+  base = next((r for r in rows.values() if r['mode'] == 'baseline'), None)
+  if base is None:
+    raise ValueError(f'no baseline with horizon {reference_horizon} in {path}')
+  short = [k for k, r in rows.items() if len(r['returns']) != len(base['returns'])]
+  if short:
+    raise ValueError(f'{path}: rows {short} have another episode count than the baseline '
+                     '(not paired)')
+  return rows
+
+
+def pool(paths: Sequence[str], workdir: str, reference_horizon: int, title: str = '',
+         log_fn=None):
   """Pools evaluations of DIFFERENT seed sets, each with its own baseline (planned with
   ``reference_horizon``): a configuration present in every file gets its per-seed returns
   concatenated in file order and its statistics recomputed, paired seed by seed with the
-  concatenated baseline. The columns of ``POOLED_MEANS`` become episode-weighted means;
-  latency quantiles do not pool and are left blank. Returns (rows, paths)."""
-  per_file = []
-  for path in paths:
-    rows = {}
-    for r in read_rows(path):
-      if r['mode'] == 'baseline' and r['horizon'] != reference_horizon:
-        continue
-      rows.setdefault(_point_key(r), r)
-    base = next((r for r in rows.values() if r['mode'] == 'baseline'), None)
-    if base is None:
-      raise ValueError(f'no baseline with horizon {reference_horizon} in {path}')
-    short = [k for k, r in rows.items() if len(r['returns']) != len(base['returns'])]
-    if short:
-      raise ValueError(f'{path}: rows {short} have another episode count than the baseline '
-                       '(not paired)')
-    per_file.append(rows)
-  pooled = []
-  for key, first in per_file[0].items():
-    if not all(key in rows for rows in per_file):
+  concatenated baseline. ``POOLED_MEANS`` become episode-weighted means, ``POOLED_SUMS``
+  totals; latency quantiles do not pool and are left blank. Configurations missing from some
+  file are dropped and named through ``log_fn``; two files with the same baseline returns
+  (the same seed set twice) are refused. Returns (rows, paths)."""
+  sets = [_seed_set(p, reference_horizon) for p in paths]
+  bases = [tuple(next(r for r in s.values() if r['mode'] == 'baseline')['returns']) for s in sets]
+  if len(set(bases)) < len(bases):
+    raise ValueError(f'two of {list(paths)} have the same baseline returns: the same seed set '
+                     'cannot be pooled with itself')
+  pooled, dropped = [], []
+  for key, first in sets[0].items():
+    if not all(key in s for s in sets):
+      dropped.append(key)
       continue
-    sets = [rows[key] for rows in per_file]
-    n = [len(r['returns']) for r in sets]
+    group = [s[key] for s in sets]
+    n = np.array([len(r['returns']) for r in group], np.float64)
     row = {k: first[k] for k in ('mode', 'gate', 'ahead', 'online', 'tau', 'tau_q', 'exec_len',
                                  'horizon', 'fallback_planner', 'on_reject', 'ahead_lead')
            if k in first}
-    row.update(returns=[x for r in sets for x in r['returns']], episodes=sum(n))
-    for k in POOLED_MEANS:
-      vals = [r[k] if isinstance(r.get(k), float) else float('nan') for r in sets]
-      row[k] = float(np.dot(vals, n) / sum(n))
+    row.update(returns=[x for r in group for x in r['returns']], episodes=int(n.sum()))
+    for k in POOLED_MEANS + POOLED_SUMS:
+      vals = np.array([r[k] if isinstance(r.get(k), float) else np.nan for r in group])
+      ok = np.isfinite(vals)
+      if not ok.any():
+        row[k] = float('nan')
+      elif k in POOLED_SUMS:
+        row[k] = float(vals[ok].sum())
+      else:
+        row[k] = float(np.dot(vals[ok], n[ok]) / n[ok].sum())
     pooled.append(row)
+  dropped += [k for s in sets[1:] for k in s if k not in sets[0]]
+  if dropped and log_fn:
+    log_fn(f'not in every file, left out: {sorted(set(dropped), key=str)}')
   return pooled, write_outputs(pooled, workdir, title=title)
 
 

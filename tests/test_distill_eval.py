@@ -127,8 +127,8 @@ def test_keep_best_returns_the_epoch_with_the_lowest_held_out_error(data, monkey
   monkeypatch.setattr(distill, '_train_epoch',
                       lambda c, params, opt, *a: (plus_one(params), opt, 0.0, 0.0))
 
-  def run(keep_best):
-    held = iter([3.0, 2.0, 1.0, 2.5, 4.0])
+  def run(keep_best, errors=(3.0, 2.0, 1.0, 2.5, 4.0)):
+    held = iter(errors)
     monkeypatch.setattr(distill, 'evaluate',
                         lambda c, p, d: dict(mse_corrected=next(held), mse_uncorrected=9.0))
     return distill.train(corr, ds, jax.random.PRNGKey(0), steps=500, holdout=0.5, epoch=100,
@@ -141,6 +141,9 @@ def test_keep_best_returns_the_epoch_with_the_lowest_held_out_error(data, monkey
     assert metrics['mse_corrected'] == {3: 1.0, 5: 4.0}[epochs]
     jax.tree_util.tree_map(lambda p, q: np.testing.assert_allclose(p, q + epochs, rtol=1e-6),
                            params, init)
+  # A non-finite first epoch is never kept as the best.
+  _, metrics = run(True, (float('nan'), 2.0, 1.0, 2.5, 4.0))
+  assert metrics['step'] == 300
 
 
 def test_export_with_correctors_round_trip_identical_actions(agent, tmp_path):
@@ -281,6 +284,11 @@ def test_distill_and_evaluate_jobs_end_to_end(agent, tmp_path):
   _, _, pc2, cors, meta = checkpoint.load_with_correctors(str(tmp_path / 'distill' / 'export'))
   assert pc2.horizon == 4 and 'mlp' in cors and meta['storage_dtype'] == 'float16'
   assert len(meta['extra']['mismatch_quantiles']) == 101
+  assert meta['extra']['distill']['pipelined'] is False
+  # The saved open-loop rollouts cannot be reused as pipelined data (k >= 1 tuples).
+  with pytest.raises(ValueError, match='open-loop tuples'):
+    distill.run(ml_collections.ConfigDict(dict(dcfg, pipelined=True, dataset=str(
+        tmp_path / 'distill' / 'dataset.npz'))), export, str(tmp_path / 'distill2'))
   ecfg = ml_collections.ConfigDict(dict(
       seed=100, episodes=2, episode_length=6,
       blocks=(dict(modes=('spec',), exec_lens=(4,), taus=(float('inf'),),

@@ -88,20 +88,25 @@ def _row(mode, returns, calls, **kw):
 
 
 def test_pool_concatenates_seed_sets_and_pairs_each_with_its_own_baseline(tmp_path):
-  a = [_row('baseline', [100, 200], 500), _row('mlp', [90, 210], 100, deferred=0.0),
+  a = [_row('baseline', [100, 200], 500), _row('mlp', [90, 210], 100, deferred=0.0, nonfinite=2.0),
        _row('spec', [1, 2], 7)]
-  b = [_row('baseline', [300, 100, 200], 500), _row('mlp', [150, 100, 200], 40, deferred=5.0),
-       _row('baseline', [1, 1, 1], 500, horizon=3)]    # another horizon: not THE baseline
+  b = [_row('baseline', [1, 1, 1], 500, horizon=3),     # another horizon first: not THE baseline
+       _row('baseline', [300, 100, 200], 500), _row('mlp', [150, 100, 200], 40, nonfinite=1.0),
+       _row('transformer', [5, 5, 5], 9)]
   pa = evaluation.write_outputs(a, str(tmp_path / 'a'))['csv']
   pb = evaluation.write_outputs(b, str(tmp_path / 'b'))['csv']
-  rows, paths = evaluation.pool([pa, pb], str(tmp_path / 'p'), 6)
-  assert [r['mode'] for r in rows] == ['baseline', 'mlp']        # spec: only in one set
+  logged = []
+  rows, paths = evaluation.pool([pa, pb], str(tmp_path / 'p'), 6, log_fn=logged.append)
+  assert [r['mode'] for r in rows] == ['baseline', 'mlp']        # spec, transformer: one set
+  assert 'spec' in logged[0] and 'transformer' in logged[0]
   mlp = rows[1]
   assert mlp['returns'] == [90, 210, 150, 100, 200] and mlp['episodes'] == 5
-  # 150 / 180; per-seed differences -10, 10, -150, 0, 0; calls (2 x 100 + 3 x 40) / 5.
+  # 150 / 180; per-seed differences -10, 10, -150, 0, 0; calls (2 x 100 + 3 x 40) / 5;
+  # deferred only in set a (b's column blank): its value; non-finite steps: totals, 2 + 1.
   np.testing.assert_allclose([mlp['ratio'], mlp['diff_mean'], mlp['diff_median']],
                              [150 / 180, -30, 0])
-  np.testing.assert_allclose([mlp['planner_calls'], mlp['deferred']], [64, 3])
+  np.testing.assert_allclose([mlp['planner_calls'], mlp['deferred'], mlp['nonfinite']],
+                             [64, 0, 3])
   assert rows[0]['return_mean'] == 180 and os.path.exists(paths['md'])
   bad = [_row('baseline', [1, 2], 500), _row('mlp', [1, 2, 3], 9)]
   with pytest.raises(ValueError, match='episode count'):
@@ -109,3 +114,5 @@ def test_pool_concatenates_seed_sets_and_pairs_each_with_its_own_baseline(tmp_pa
                     str(tmp_path / 'q'), 6)
   with pytest.raises(ValueError, match='no baseline'):
     evaluation.pool([pa], str(tmp_path / 'q'), 3)
+  with pytest.raises(ValueError, match='same seed set'):
+    evaluation.pool([pa, pa], str(tmp_path / 'q'), 6)
