@@ -1,12 +1,14 @@
 """Robust distillation: DAgger rollouts execute the corrected action, per-episode randomised
 physics, merged datasets keep episode ids unique."""
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from spec_jax import config
 from spec_jax import correctors
 from spec_jax import distill
+from spec_jax import speculation as sp
 import toy
 
 PC = config.PlannerConfig(horizon=3, iterations=2, num_samples=32, num_elites=4, num_pi_trajs=4)
@@ -94,3 +96,17 @@ def test_pipelined_collection_speculates_from_the_one_step_prediction_of_the_exe
   np.testing.assert_allclose(data.d, np.linalg.norm(obs[1:] - data.z_hat, axis=1), atol=1e-5)
   # The speculative action is a plan for the predicted latent, not the teacher's for the real.
   assert not np.allclose(data.a_spec, data.a_teacher, atol=1e-3)
+  # ... namely the first action of plan_ahead_late(lead=1) from the step's own state, real
+  # latent and executed action, with the collection's key schedule, written out here.
+  ex = sp.Executor(toy.ToyModel(), PC, sp.SpecConfig(mode='spec', exec_len=1, history=2))
+  xp, ready, key, want = sp.ExecParams(toy.TOY_PARAMS), None, jax.random.PRNGKey(0), []
+  state = sp.init_state(ex)
+  for t in range(6):
+    key, step_key = jax.random.split(key)
+    spec_key = jax.random.split(step_key, 3)[0]
+    _, state, info = sp.step(ex, xp, state, jnp.asarray(obs[t]), spec_key, jnp.inf, t == 0, ready)
+    if t:
+      want.append(np.asarray(info.a_spec))
+    ready = sp.plan_ahead_late(ex, xp, state, info.z_real, jnp.asarray(acts[t]),
+                               jax.random.fold_in(step_key, 1), lead=1)
+  np.testing.assert_allclose(data.a_spec, np.stack(want), atol=1e-6)
