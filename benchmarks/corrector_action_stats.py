@@ -27,7 +27,7 @@ def main():
   args = p.parse_args()
   data = distill.load_dataset(args.dataset)
   train_key = jax.random.fold_in(jax.random.PRNGKey(args.seed), 1)   # as distill._train_kinds
-  _, test = distill.split(data, args.holdout, jax.random.split(train_key, 3)[0])
+  _, test = distill.train_test_split(data, args.holdout, train_key)
   mse = lambda a: float(jnp.mean(jnp.square(a - test.a_teacher)))
   mag = lambda a: float(jnp.mean(jnp.abs(a)))
   sat = lambda a: float(jnp.mean(jnp.abs(a) > 0.9))
@@ -36,7 +36,7 @@ def main():
         f'mean |a| {mag(test.a_spec):.3f}, |a| > 0.9: {sat(test.a_spec):.2f}')
   print('\n| export | held-out MSE | mean abs(action) | share of abs(action) > 0.9 |\n|---|---|---|---|')
   for path in args.exports:
-    _, _, _, cors, _ = checkpoint.load_with_correctors(path)[:5]
+    cors = checkpoint.load_with_correctors(path)[3]
     if args.kind not in cors:
       raise ValueError(f'{path} has no {args.kind!r} corrector (has {sorted(cors)})')
     cor, cparams = cors[args.kind]

@@ -185,6 +185,11 @@ def evaluate(corrector, params, data: Dataset) -> Dict[str, float]:
               mse_uncorrected=float(jnp.mean(jnp.square(data.a_spec - data.a_teacher))))
 
 
+def train_test_split(data: Dataset, holdout: float, key: jax.Array) -> Tuple[Dataset, Dataset]:
+  """The (train, held-out) split ``train`` makes with ``key``."""
+  return split(data, holdout, jax.random.split(key, 3)[0])
+
+
 def train(corrector: corr_lib.Corrector, data: Dataset, key: jax.Array, steps: int = 5000,
           batch_size: int = 256, lr: float = 3e-4, lam: float = 0.1, holdout: float = 0.1,
           epoch: int = 500, log_fn=None, keep_best: bool = False):
@@ -193,8 +198,8 @@ def train(corrector: corr_lib.Corrector, data: Dataset, key: jax.Array, steps: i
   keep_best: return the parameters of the epoch with the lowest held-out corrected MSE (early
   stopping on the held-out EPISODES; the held-out metrics then describe the selected epoch
   and are optimistic by that selection), not the last epoch's."""
-  split_key, init_key, train_key = jax.random.split(key, 3)
-  train_set, test_set = split(data, holdout, split_key)
+  _, init_key, train_key = jax.random.split(key, 3)
+  train_set, test_set = train_test_split(data, holdout, key)
   params = corrector.init(init_key)
   opt_state = optax.adam(lr).init(params)
   history, best = [], None
@@ -335,17 +340,19 @@ def run(cfg, export_dir: str, workdir: str) -> Dict[str, Any]:
   env_for = episode_envs(make, dict(cfg.get('randomize', {}) or {}), cfg.seed)
   key = jax.random.PRNGKey(cfg.seed)
   os.makedirs(workdir, exist_ok=True)
+  pipelined = bool(cfg.get('pipelined', False))
   if cfg.get('dataset', ''):   # reuse the teacher rollouts of an earlier run
     data = load_dataset(cfg.dataset)
-    if cfg.get('pipelined', False) != bool(np.all(np.asarray(data.k) == 0)):
-      raise ValueError(f'{cfg.dataset}: pipelined={cfg.get("pipelined", False)} but the dataset '
-                       'holds ' + ('only k = 0 (pipelined) tuples' if np.all(np.asarray(data.k) == 0)
-                                   else 'open-loop tuples (k >= 1)'))
+    only_k0 = bool(np.all(np.asarray(data.k) == 0))
+    if pipelined != only_k0:
+      raise ValueError(f'{cfg.dataset}: pipelined={pipelined} but the dataset holds ' +
+                       ('only k = 0 (pipelined) tuples' if only_k0 else
+                        'open-loop tuples (k >= 1)'))
     stats = dict(collect_return=float('nan'), tuples=int(data.d.shape[0]), dataset=cfg.dataset)
   else:
     data, stats = collect(model, params, pcfg, env, cfg.episodes, key, cfg.history,
                           cfg.teacher_prob, log_fn=logging.info, env_for_episode=env_for,
-                          task=task, pipelined=cfg.get('pipelined', False))
+                          task=task, pipelined=pipelined)
     np.savez_compressed(os.path.join(workdir, 'dataset.npz'),
                         **{k: np.asarray(v) for k, v in data._asdict().items()})
   trained, report = _train_kinds(cfg, model, data, key, logging.info)
@@ -361,7 +368,7 @@ def run(cfg, export_dir: str, workdir: str) -> Dict[str, Any]:
   if trained or 'mismatch_quantiles' not in extra:  # else keep the correctors' distribution
     extra['mismatch_quantiles'] = reporting.mismatch_quantiles(np.asarray(data.d))
   extra['distill'] = dict(episodes=cfg.episodes, tuples=stats['tuples'], seed=cfg.seed,
-                         pipelined=bool(cfg.get('pipelined', False)),
+                         pipelined=pipelined,
                          keep_best=bool(cfg.get('keep_best', False)),
                          dataset=cfg.get('dataset', ''))
   out = checkpoint.export_with_correctors(os.path.join(workdir, 'export'), model, params, pcfg,

@@ -465,8 +465,8 @@ POOLED_MEANS = ('planner_calls', 'ahead_calls', 'adopted', 'ready_accept', 'corr
 POOLED_SUMS = ('nonfinite',)   # totals over a set's episodes
 
 
-def _seed_set(path: str, reference_horizon: int) -> Dict[tuple, Dict[str, Any]]:
-  """One evaluation file's rows by configuration; checks its baseline and the pairing."""
+def _seed_set(path: str, reference_horizon: int):
+  """One evaluation file's (rows by configuration, baseline row); checks the pairing."""
   rows = {}
   for r in read_rows(path):
     if r['mode'] != 'baseline' or r['horizon'] == reference_horizon:  # other-horizon baselines
@@ -478,7 +478,7 @@ def _seed_set(path: str, reference_horizon: int) -> Dict[tuple, Dict[str, Any]]:
   if short:
     raise ValueError(f'{path}: rows {short} have another episode count than the baseline '
                      '(not paired)')
-  return rows
+  return rows, base
 
 
 def pool(paths: Sequence[str], workdir: str, reference_horizon: int, title: str = '',
@@ -490,9 +490,8 @@ def pool(paths: Sequence[str], workdir: str, reference_horizon: int, title: str 
   totals; latency quantiles do not pool and are left blank. Configurations missing from some
   file are dropped and named through ``log_fn``; two files with the same baseline returns
   (the same seed set twice) are refused. Returns (rows, paths)."""
-  sets = [_seed_set(p, reference_horizon) for p in paths]
-  bases = [tuple(next(r for r in s.values() if r['mode'] == 'baseline')['returns']) for s in sets]
-  if len(set(bases)) < len(bases):
+  sets, bases = zip(*[_seed_set(p, reference_horizon) for p in paths])
+  if len({tuple(b['returns']) for b in bases}) < len(bases):
     raise ValueError(f'two of {list(paths)} have the same baseline returns: the same seed set '
                      'cannot be pooled with itself')
   pooled, dropped = [], []
