@@ -5,7 +5,7 @@ dataclasses so they can be passed to ``jax.jit`` as static arguments. Sweepable 
 (MPPI temperature, speculation threshold tau) are passed to the jitted functions as arrays.
 """
 import dataclasses
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 # Official TD-MPC2 model sizes (millions of parameters -> architecture overrides).
 MODEL_SIZES: Dict[int, Dict[str, int]] = {
@@ -101,7 +101,10 @@ def discount_for_episode(episode_length: int, denom: float = 5.0, lo: float = 0.
 
 @dataclasses.dataclass(frozen=True)
 class PlannerConfig:
-  """MPPI settings. ``temperature`` here is only the default; plan() takes it traced."""
+  """MPPI settings. ``temperature`` here is only the default; plan() takes it traced.
+  ``init_std``: the std the first MPPI iteration samples with (None: ``max_std``, as the
+  official planner); a small value makes a cheap plan a local search around its warm start
+  (e.g. a fallback planner refining a ready plan from the real latent)."""
   horizon: int = 3
   iterations: int = 6
   num_samples: int = 512
@@ -111,6 +114,7 @@ class PlannerConfig:
   max_std: float = 2.0
   temperature: float = 0.5
   discount: float = 0.99
+  init_std: Optional[float] = None
 
   def __post_init__(self):
     _require(self.horizon >= 1, f'horizon must be >= 1, got {self.horizon}')
@@ -120,6 +124,9 @@ class PlannerConfig:
     _require(1 <= self.num_elites <= self.num_samples,
              f'num_elites ({self.num_elites}) must be in [1, num_samples={self.num_samples}]')
     _require(0 < self.min_std <= self.max_std, 'need 0 < min_std <= max_std')
+    _require(self.init_std is None or self.min_std <= self.init_std <= self.max_std,
+             f'init_std ({self.init_std}) must be None or in [min_std, max_std] = '
+             f'[{self.min_std}, {self.max_std}]')
     _require(self.temperature > 0, f'temperature must be > 0, got {self.temperature}')
     _require(0 < self.discount <= 1, f'discount must be in (0, 1], got {self.discount}')
 

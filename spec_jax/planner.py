@@ -333,7 +333,7 @@ def _plan_core(model, params, cfg, state, z0, noise, t0, eval_mode, temperature,
   pi_actions, pi_part = policy_prior_rollout(model, params, cfg, z[:P], noise.pi_eps, task)
   pi_actions = masked(pi_actions)
   mean = warm_start(state.prev_mean, shift, t0)
-  std = jnp.full((H, A), cfg.max_std)
+  std = jnp.full((H, A), cfg.max_std if cfg.init_std is None else cfg.init_std)
 
   def iteration(i, carry):
     mean, std, _, _, _ = carry

@@ -136,7 +136,7 @@ def markdown_table(rows: Sequence[Dict[str, Any]], columns: Sequence[str]) -> st
   return '\n'.join(lines) + '\n'
 
 
-_SHORT_KEYS = dict(num_elites='e', num_pi_trajs='pi', temperature='T', horizon='H')
+_SHORT_KEYS = dict(num_elites='e', num_pi_trajs='pi', temperature='T', horizon='H', init_std='s')
 
 
 def short_planner(overrides: str) -> str:

@@ -166,6 +166,10 @@ def test_bad_inputs(agent):
     config.PlannerConfig(num_samples=16, num_elites=32, num_pi_trajs=0)
   with pytest.raises(ValueError, match='temperature'):
     config.PlannerConfig(temperature=0.0)
+  for bad in (0.01, 2.5):   # outside [min_std, max_std] = [0.05, 2.0]
+    with pytest.raises(ValueError, match='init_std'):
+      config.PlannerConfig(init_std=bad)
+  assert config.PlannerConfig(init_std=0.05).init_std == 0.05
 
 
 def test_planner_defaults_match_official():
@@ -292,21 +296,29 @@ def test_policy_prior_rollout_equals_policy_rollout_then_rollout_return(small_ag
     assert 0 < float(part.done.sum()) < 8
 
 
-def test_one_iteration_plan_equals_a_reference_built_from_the_public_pieces(small_agent):
-  # iterations = 1, t0: mean 0, std max_std, so the sampled actions are known. Reference: the
-  # official order of work (policy roll-out, then every row's value via estimate_value, top-k
-  # elites, score weights, the Gumbel-max elite); the planner must choose the same sequence.
+@pytest.mark.parametrize('init_std', [None, 0.3])
+def test_one_iteration_plan_equals_a_reference_built_from_the_public_pieces(small_agent,
+                                                                            init_std):
+  # iterations = 1, so the sampled actions are known: init_std None at t0 samples around mean 0
+  # with max_std; init_std 0.3 (not t0, shift 0) samples around the warm start with std 0.3.
+  # Reference: the official order of work (policy roll-out, then every row's value via
+  # estimate_value, top-k elites, score weights, the Gumbel-max elite); the planner must
+  # choose the same sequence.
   wm, params = small_agent
   pc = config.PlannerConfig(horizon=3, iterations=1, num_samples=24, num_elites=4,
-                            num_pi_trajs=8)
+                            num_pi_trajs=8, init_std=init_std)
   obs = jnp.cos(jnp.arange(OBS, dtype=jnp.float32))
   noise = planner.draw_noise(wm, pc, jax.random.PRNGKey(5))
-  res, _ = planner.plan_with_noise(wm, params, pc, planner.init_state(pc, ACT), obs, noise, True,
-                                   True)
+  warm = 0.5 * jnp.sin(jnp.arange(3 * ACT, dtype=jnp.float32)).reshape(3, ACT)
+  res, _ = planner.plan_with_noise(wm, params, pc, planner.PlannerState(prev_mean=warm), obs,
+                                   noise, init_std is None, True, shift=0)
   z0 = wm.encode(params, obs)
   P, N = pc.num_pi_trajs, pc.num_samples
   pi = planner.policy_rollout(wm, params, jnp.broadcast_to(z0, (P, z0.shape[0])), noise.pi_eps)
-  sampled = jnp.clip(pc.max_std * noise.sample[0], -1.0, 1.0)
+  if init_std is None:
+    sampled = jnp.clip(pc.max_std * noise.sample[0], -1.0, 1.0)
+  else:
+    sampled = jnp.clip(warm[:, None] + init_std * noise.sample[0], -1.0, 1.0)
   actions = jnp.concatenate([pi, sampled], axis=1)                         # [H, N, A]
   value = planner.estimate_value(wm, params, pc, jnp.broadcast_to(z0, (N, z0.shape[0])),
                                  actions, noise.value_pi_eps[0], noise.q_idx[0])
@@ -317,7 +329,8 @@ def test_one_iteration_plan_equals_a_reference_built_from_the_public_pieces(smal
   mean = jnp.einsum('e,hea->ha', score, actions[:, elite_idx])
   np.testing.assert_allclose(res.mean, mean, atol=1e-5)
   np.testing.assert_allclose(res.value, value[pick], rtol=1e-4, atol=1e-4)
-  assert int(pick) < P or bool(jnp.any(elite_idx < P))  # the policy rows take part in the race
+  if init_std is None:  # the policy rows take part in the race
+    assert int(pick) < P or bool(jnp.any(elite_idx < P))
 
 
 def test_plan_without_policy_prior_rows(small_agent):
