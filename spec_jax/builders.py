@@ -57,6 +57,10 @@ class RunConfig:
   update_chunk: int = 500       # updates per jitted epoch
   num_envs: int = 1             # batched (traced) backends: environments per vector step
   chunk_steps: int = 50         # batched backends: vector steps per collection chunk
+  collect_exec_len: int = 1     # batched backends: planned actions run per plan while
+                                # collecting (1: a fresh plan every step, as TD-MPC2; > 1:
+                                # speculative collection, only the replanning envs plan)
+  collect_tau: float = float('inf')  # its gate: replan when ||z_real - z_hat|| > collect_tau
   buffer_size: int = 1_000_000
   eval_every: int = 50_000      # 0: no evaluation during training
   eval_episodes: int = 5
@@ -107,7 +111,22 @@ def run_config(cfg) -> RunConfig:
     raise ValueError(f'wall_minutes must be >= 0 (0: no limit), got {rc.wall_minutes}')
   if rc.export_dtype not in ('float32', 'float16'):
     raise ValueError(f"export_dtype must be 'float32' or 'float16', got {rc.export_dtype!r}")
+  _check_collection(rc)
   return rc
+
+
+def _check_collection(rc: RunConfig) -> None:
+  """Speculative collection: an integer execution length >= 1, a gate tau >= 0 (not NaN),
+  and a batched traced backend when the execution length is > 1."""
+  E = rc.collect_exec_len
+  if isinstance(E, bool) or not isinstance(E, int) or E < 1:
+    raise ValueError(f'collect_exec_len must be an integer >= 1, got {E!r}')
+  if not float(rc.collect_tau) >= 0:
+    raise ValueError(f'collect_tau must be >= 0 (inf: no gate), got {rc.collect_tau}')
+  if E > 1 and not rc.batched:
+    raise ValueError(f'collect_exec_len {E} > 1 needs a batched traced backend (num_envs > 1 on '
+                     f'a backend such as mjx); {rc.backend!r} with num_envs {rc.num_envs} runs '
+                     'the host loop, which plans every step')
 
 
 def check_config(cfg) -> None:

@@ -27,6 +27,7 @@ from spec_jax import builders
 from spec_jax import checkpoint
 from spec_jax import planner
 from spec_jax import replay
+from spec_jax import speculation
 from spec_jax.envs import batch
 
 
@@ -45,7 +46,8 @@ SAFE_ACTION = 0.0  # sent instead of a non-finite action (as speculation.SAFE_AC
 
 CSV_COLUMNS = ('agent_step', 'env_step', 'episode', 'wall_s', 'episode_return', 'eval_return',
                'eval_return_std', 'total_loss', 'consistency_loss', 'reward_loss', 'value_loss',
-               'pi_loss', 'pi_entropy', 'pi_scale', 'grad_norm', 'pi_grad_norm')
+               'pi_loss', 'pi_entropy', 'pi_scale', 'grad_norm', 'pi_grad_norm',
+               'collect_plan_frac')
 
 
 class MetricsWriter:
@@ -267,6 +269,8 @@ class _Loop:
     self.writer.write(row)
     self.last = row
     extra = ' | '.join(f'{k} {row[k]:.1f}' for k in ('episode_return', 'eval_return') if k in row)
+    if 'collect_plan_frac' in row:   # batched collection: plans per env step in this chunk
+      extra += f' | plans/env step {row["collect_plan_frac"]:.2f}'
     logging.info(progress.line(int(run.agent_step),
                                f'env steps {row["env_step"]} | episode {int(run.episode)} | {extra}'))
     if int(run.agent_step) // self.rc.checkpoint_every != prev_step // self.rc.checkpoint_every:
@@ -355,26 +359,48 @@ def first_episode_id(buf: replay.ReplayBuffer, run: RunState) -> int:
   return max(int(buf.episode.max()), int(run.episode)) + 1
 
 
+def collect_executor(model, planner_cfg, rc: builders.RunConfig):
+  """The speculative executor of batched collection (``rc.collect_exec_len`` > 1: mode 'spec',
+  no corrector, exploration noise as in training), or None (a fresh plan every step)."""
+  if rc.collect_exec_len <= 1:
+    return None
+  return speculation.Executor(model, planner_cfg, speculation.SpecConfig(
+      mode='spec', exec_len=rc.collect_exec_len, eval_mode=False))
+
+
 class _BatchLoop(_Loop):
   """``num_envs`` environments of a traced backend (MJX, Brax) in one jit, batched and
-  auto-reset by ``envs.batch``; a chunk is ``chunk_steps`` vector steps."""
+  auto-reset by ``envs.batch``; a chunk is ``chunk_steps`` vector steps. With
+  ``collect_exec_len`` > 1 the environments collect speculatively (``step_batch_compact``):
+  its SpecState starts afresh with the episodes (on resume too), like the env state."""
 
   def __init__(self, *args):
     super().__init__(*args)
     self.num_envs = self.rc.num_envs
     self.env_state = None
     self.episode_ids = None
+    self.executor = collect_executor(self.model, self.planner_cfg, self.rc)
+    self.spec_state = None
 
   def chunk(self, run, buf):
     if self.env_state is None:  # fresh episodes; ids above every id already in the buffer
       self.env_state = batch.reset(self.env, jax.random.fold_in(run.key, int(run.agent_step)),
                                    self.num_envs)
       self.episode_ids = jnp.full((self.num_envs,), first_episode_id(buf, run), jnp.int32)
+      if self.executor is not None:
+        self.spec_state = speculation.batch_state(speculation.init_state(self.executor),
+                                                  self.num_envs)
     random_phase = int(run.agent_step) < self.rc.seed_steps
     key, collect_key = jax.random.split(run.key)
-    (self.env_state, pstate, self.episode_ids), recs = _mjx_collect(
-        self.env, self.model, self.planner_cfg, run.train.params, self.env_state, run.planner,
-        self.episode_ids, collect_key, self.rc.chunk_steps, random_phase)
+    policy_state = run.planner if self.executor is None else self.spec_state
+    (self.env_state, policy_state, self.episode_ids), recs = _mjx_collect(
+        self.env, self.model, self.planner_cfg, run.train.params, self.env_state, policy_state,
+        self.episode_ids, collect_key, self.rc.chunk_steps, random_phase, self.executor,
+        jnp.float32(self.rc.collect_tau))
+    if self.executor is None:
+      pstate = policy_state
+    else:
+      self.spec_state, pstate = policy_state, run.planner
     buf = replay.add_sequence(buf, recs['obs'], recs['action'], recs['reward'], recs['episode'])
     for t, e in zip(*np.nonzero(np.asarray(recs['nonfinite']))):
       logging.warning('non-finite observation or action: env %d at agent step %d (safe action '
@@ -385,28 +411,49 @@ class _BatchLoop(_Loop):
     run = run.replace(key=key, planner=pstate, agent_step=run.agent_step + new_steps,
                       episode=run.episode + int(done.sum()))
     run, metrics = self.pretrain_and_update(run, buf, new_steps)
+    metrics = dict(metrics or {}, collect_plan_frac=float(np.mean(np.asarray(recs['planned']))))
     return run, buf, metrics, returns
 
 
-def _collect_body(env, model, planner_cfg, params, random_phase, carry, step_key):
-  env_state, pstate, ep_ids = carry
+def _policy_actions(model, planner_cfg, params, ex, tau, policy_state, obs, t0, step_key):
+  """Collection actions [B, A] of the planning phase, which envs planned [B] and the latent
+  mismatch [B] (0 without speculation): a fresh ``plan_batch`` for every env (ex None;
+  policy_state a batched PlannerState), or one ``step_batch_compact`` (policy_state a batched
+  SpecState; per-env keys split from step_key, as plan_batch splits them, so tau = 0
+  reproduces plan_batch's plans)."""
+  if ex is None:
+    res, policy_state = planner.plan_batch(model, params, planner_cfg, policy_state, obs,
+                                           step_key, t0)
+    return res.action, policy_state, jnp.ones(t0.shape, bool), jnp.zeros(t0.shape)
+  keys = jax.random.split(step_key, obs.shape[0])
+  action, policy_state, info = speculation.step_batch_compact(
+      ex, speculation.ExecParams(params), policy_state, obs, keys, tau, t0)
+  return action, policy_state, info.replanned, info.d
+
+
+def _collect_body(env, model, planner_cfg, params, random_phase, ex, tau, carry, step_key):
+  env_state, policy_state, ep_ids = carry
   B, A = env_state.obs.shape[0], model.cfg.action_dim
   if random_phase:
     action = jax.random.uniform(step_key, (B, A), minval=-1.0, maxval=1.0)
+    planned, mismatch = jnp.zeros((B,), bool), jnp.zeros((B,))
   else:
-    res, pstate = planner.plan_batch(model, params, planner_cfg, pstate, env_state.obs, step_key,
-                                     env_state.t == 0)
-    action = res.action
+    action, policy_state, planned, mismatch = _policy_actions(
+        model, planner_cfg, params, ex, tau, policy_state, env_state.obs, env_state.t == 0,
+        step_key)
   bad = ~(jnp.all(jnp.isfinite(env_state.obs), -1) & jnp.all(jnp.isfinite(action), -1))
   action = jnp.where(bad[:, None], SAFE_ACTION, action)   # never a NaN action
   out = batch.step_traced(env, env_state, action)
   rec = dict(obs=env_state.obs, action=action, reward=out.reward, episode=ep_ids, done=out.done,
-             final_return=out.final_return, nonfinite=bad)
-  return (out.state, pstate, ep_ids + out.done.astype(jnp.int32)), rec
+             final_return=out.final_return, nonfinite=bad, planned=planned, mismatch=mismatch)
+  return (out.state, policy_state, ep_ids + out.done.astype(jnp.int32)), rec
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 8, 9))
-def _mjx_collect(env, model, planner_cfg, params, env_state, pstate, episode_ids, key,
-                     steps, random_phase):
-  body = functools.partial(_collect_body, env, model, planner_cfg, params, random_phase)
-  return jax.lax.scan(body, (env_state, pstate, episode_ids), jax.random.split(key, steps))
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 8, 9, 10))
+def _mjx_collect(env, model, planner_cfg, params, env_state, policy_state, episode_ids, key,
+                 steps, random_phase, ex=None, tau=jnp.inf):
+  """``steps`` vector steps of collection in one scan. policy_state: a batched PlannerState
+  (ex None: plan every step) or a batched SpecState (ex: the speculative Executor, gate tau).
+  Returns ((env_state, policy_state, episode_ids), records [steps, B, ...])."""
+  body = functools.partial(_collect_body, env, model, planner_cfg, params, random_phase, ex, tau)
+  return jax.lax.scan(body, (env_state, policy_state, episode_ids), jax.random.split(key, steps))

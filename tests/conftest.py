@@ -31,3 +31,17 @@ os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=1 '
                       (' --xla_cpu_use_fusion_emitters=false' if _jaxlib >= (0, 10) else ''))
 if _jaxlib >= (0, 10) and 'xla_cpu_experimental_ynn_fusion_type' not in os.environ['XLA_FLAGS']:
   os.environ['XLA_FLAGS'] += ' ' + YNN_OFF
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope='module')
+def _release_compiled_programs():
+  """Drops every compiled program after each test file. Each XLA CPU executable keeps memory
+  mappings of its code; over a whole single-process session they approached the kernel's
+  vm.max_map_count (65530) and compiling the next program segfaulted (session 12: ~16k maps
+  after two files). Programs are rarely shared across files, so the cost is small."""
+  yield
+  import jax
+  jax.clear_caches()

@@ -228,6 +228,14 @@ def test_fallback_planner_config_checked_and_reported():
   ex, _, _ = evaluation.executor_for(pts[1], toy.ToyModel(), PC, PC, {})
   assert evaluation.label(ex, evaluation.Runtime(plan_ahead=True)) == (
       'spec+ahead+fallback(num_elites=2) H=2')
+  # A local-search fallback (small initial std) keeps its std in the executor and the label.
+  pts = evaluation.grid([dict(modes=('spec',), exec_lens=(2,), taus=(0.0,), plan_ahead=True,
+                              fallback_planner=dict(iterations=1, num_samples=16,
+                                                    init_std=0.25))], None)
+  ex, _, _ = evaluation.executor_for(pts[1], toy.ToyModel(), PC, PC, {})
+  assert ex.fallback_planner.init_std == 0.25 and ex.planner.init_std is None
+  assert evaluation.label(ex, evaluation.Runtime(plan_ahead=True)) == (
+      'spec+ahead+fallback(1x16/s0.25) H=2')
 
 
 def test_timed_episodes_compile_nothing_after_the_warm_up():
