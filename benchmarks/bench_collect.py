@@ -10,8 +10,8 @@ and weights.
 Rows: plan every step; E without a gate (tau = inf: open loop, replans at queue ends and
 episode starts); E with tau at the median of the mismatch that open-loop row measured
 (desynchronised replans); E with tau = 0 (every env replans every step: the compaction's
-overhead). Columns: share of env steps that plan, planner rows executed (compaction pads to the
-next capacity) per env step, collection time per vector step and the speed-up over planning
+overhead). Columns: share of agent steps (decisions) that plan, planner rows executed (compaction pads
+to the next capacity) per agent step, collection time per vector step and the speed-up over planning
 every step. A random-weight 1M model (non-zero reward and Q heads), 256 x 4 MPPI; the first
 call of each row compiles and is not timed. Speeds only: what speculative data does to
 learning is not measured here.
@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from spec_jax import builders
 from spec_jax import config
 from spec_jax import planner
 from spec_jax import speculation as sp
@@ -80,15 +81,14 @@ def main():
   model = world_model.WorldModel(config.model_config(1, env.spec.obs_dim, env.spec.action_dim))
   params = _toy().nonzero_heads(model.init(jax.random.PRNGKey(0)))
   pcfg = config.PlannerConfig(num_samples=256, iterations=4, num_elites=32, num_pi_trajs=16)
-  ex = sp.Executor(model, pcfg, sp.SpecConfig(mode='spec', exec_len=args.exec_len,
-                                              eval_mode=False))
+  ex = trainer.collect_executor(model, pcfg, builders.RunConfig(collect_exec_len=args.exec_len))
   B = args.num_envs
   rows = [('plan every step (plan_batch)', None, 0.0)]
   rows.append((f'E = {args.exec_len}, no gate (tau = inf)', ex, float('inf')))
   plain = None
   print(f'{args.env}, B = {B}, {args.steps} vector steps, 1M model, 256 x 4 MPPI, '
         f'devices {jax.local_devices()}')
-  print('| collection | env steps that plan | planner rows executed / env step | ms / vector step '
+  print('| collection | agent steps that plan | planner rows executed / agent step | ms / vector step '
         '| speed-up |\n|---|---|---|---|---|')
   i = 0
   while i < len(rows):

@@ -119,7 +119,8 @@ def section_collect(args):
       pstate = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (batch,) + x.shape), pstate)
       ids = jnp.zeros((batch,), jnp.int32)
       fn = lambda i: trainer._mjx_collect(env, wm, pcfg, params, state, pstate, ids,  # noqa
-                                          jax.random.PRNGKey(i), steps, False)[1]['reward']
+                                          jax.random.PRNGKey(i), steps, False, None,
+                                          jnp.inf)[1]['reward']
       first, med = bench_foundation.timed_calls(fn, 2)
       print(f'| {impl} | {size}M | {batch} | {first:.1f} | '
             f'{batch * steps / med:.0f} | {1e3 * med / steps:.1f} |', flush=True)

@@ -29,8 +29,10 @@ REFINE32 = dict(iterations=1, num_samples=32, num_elites=4, num_pi_trajs=4, init
 def refine_block(mode: str, fallback: dict, quantile=None):
   """E = 1 / L = 1 with the paper's rejection and ``fallback`` as the fallback planner; tau 0
   (every ready plan rejected: refine every step) unless a mismatch ``quantile`` is given."""
-  gate = dict(taus=(), tau_quantiles=(quantile,)) if quantile else dict(taus=(0.0,),
-                                                                         tau_quantiles=())
+  if quantile is None:
+    gate = dict(taus=(0.0,), tau_quantiles=())
+  else:
+    gate = dict(taus=(), tau_quantiles=(quantile,))
   return dict(modes=(mode,), exec_lens=(1,), plan_ahead=True, ahead_lead=1,
               fallback_planner=fallback, **gate)
 

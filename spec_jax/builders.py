@@ -61,6 +61,7 @@ class RunConfig:
                                 # collecting (1: a fresh plan every step, as TD-MPC2; > 1:
                                 # speculative collection, only the replanning envs plan)
   collect_tau: float = float('inf')  # its gate: replan when ||z_real - z_hat|| > collect_tau
+                                # (inf: open loop, replan only at queue ends and episode starts)
   buffer_size: int = 1_000_000
   eval_every: int = 50_000      # 0: no evaluation during training
   eval_episodes: int = 5
@@ -123,6 +124,9 @@ def _check_collection(rc: RunConfig) -> None:
     raise ValueError(f'collect_exec_len must be an integer >= 1, got {E!r}')
   if not float(rc.collect_tau) >= 0:
     raise ValueError(f'collect_tau must be >= 0 (inf: no gate), got {rc.collect_tau}')
+  if E == 1 and rc.collect_tau != float('inf'):
+    raise ValueError(f'collect_tau ({rc.collect_tau}) has no effect with collect_exec_len 1 '
+                     '(a fresh plan every step): set collect_exec_len > 1 or leave it at inf')
   if E > 1 and not rc.batched:
     raise ValueError(f'collect_exec_len {E} > 1 needs a batched traced backend (num_envs > 1 on '
                      f'a backend such as mjx); {rc.backend!r} with num_envs {rc.num_envs} runs '

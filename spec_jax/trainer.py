@@ -67,12 +67,16 @@ class MetricsWriter:
     if 'agent_step' not in header:
       for r in rows:
         r['agent_step'], r['env_step'] = r.get('env_step', ''), ''
-    os.replace(self.path, self.path + '.old')
+    backup, n = self.path + '.old', 1
+    while os.path.exists(backup):   # an earlier migration's backup is kept too
+      backup, n = f'{self.path}.old{n}', n + 1
+    os.replace(self.path, backup)
     with open(self.path, 'w', newline='') as f:
       writer = csv.DictWriter(f, fieldnames=self.columns, extrasaction='ignore')
       writer.writeheader()
       writer.writerows(rows)
-    logging.warning('metrics CSV %s had other columns; migrated (original kept as .old)', self.path)
+    logging.warning('metrics CSV %s had other columns; migrated (original kept as %s)',
+                    self.path, backup)
 
   def write(self, row: Dict[str, Any]) -> None:
     new = not os.path.exists(self.path)
@@ -196,6 +200,9 @@ def train(cfg, workdir: str) -> Dict[str, Any]:
   env = builders.make_env(rc, seed=rc.seed)
   model, planner_cfg, train_cfg = builders.make_agent_configs(cfg, env.spec.obs_dim,
                                                               env.spec.action_dim)
+  if rc.collect_exec_len > planner_cfg.horizon:   # before any checkpoint is read
+    raise ValueError(f'collect_exec_len ({rc.collect_exec_len}) cannot exceed the planner '
+                     f'horizon ({planner_cfg.horizon})')
   num_envs = rc.num_envs if rc.batched else 1
   run, buf = _init_run(model, train_cfg, planner_cfg, rc, num_envs)
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'), rc.keep)
@@ -269,8 +276,8 @@ class _Loop:
     self.writer.write(row)
     self.last = row
     extra = ' | '.join(f'{k} {row[k]:.1f}' for k in ('episode_return', 'eval_return') if k in row)
-    if 'collect_plan_frac' in row:   # batched collection: plans per env step in this chunk
-      extra += f' | plans/env step {row["collect_plan_frac"]:.2f}'
+    if 'collect_plan_frac' in row:   # batched collection: plans per agent step in this chunk
+      extra += f' | plans/agent step {row["collect_plan_frac"]:.2f}'
     logging.info(progress.line(int(run.agent_step),
                                f'env steps {row["env_step"]} | episode {int(run.episode)} | {extra}'))
     if int(run.agent_step) // self.rc.checkpoint_every != prev_step // self.rc.checkpoint_every:
@@ -361,7 +368,8 @@ def first_episode_id(buf: replay.ReplayBuffer, run: RunState) -> int:
 
 def collect_executor(model, planner_cfg, rc: builders.RunConfig):
   """The speculative executor of batched collection (``rc.collect_exec_len`` > 1: mode 'spec',
-  no corrector, exploration noise as in training), or None (a fresh plan every step)."""
+  no corrector; exploration noise on the first action of each plan, as in training, while
+  the queued actions that follow run without noise), or None (a fresh plan every step)."""
   if rc.collect_exec_len <= 1:
     return None
   return speculation.Executor(model, planner_cfg, speculation.SpecConfig(
@@ -451,7 +459,7 @@ def _collect_body(env, model, planner_cfg, params, random_phase, ex, tau, carry,
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 8, 9, 10))
 def _mjx_collect(env, model, planner_cfg, params, env_state, policy_state, episode_ids, key,
-                 steps, random_phase, ex=None, tau=jnp.inf):
+                 steps, random_phase, ex, tau):
   """``steps`` vector steps of collection in one scan. policy_state: a batched PlannerState
   (ex None: plan every step) or a batched SpecState (ex: the speculative Executor, gate tau).
   Returns ((env_state, policy_state, episode_ids), records [steps, B, ...])."""

@@ -116,21 +116,32 @@ def test_collection_settings_are_checked(fake_traced):
                                  collect_tau=0.5))
   assert (rc.collect_exec_len, rc.collect_tau) == (3, 0.5)
   assert trainer.collect_executor(None, PC, builders.run_config(_tiny())) is None
-  with pytest.raises(ValueError, match='exec_len'):                    # > planner horizon 3
-    trainer.collect_executor(toy.small_agent()[0], PC, builders.run_config(
-        _tiny(backend='fake-traced', num_envs=4, collect_exec_len=4)))
+  with pytest.raises(ValueError, match='no effect with collect_exec_len 1'):
+    builders.run_config(_tiny(backend='fake-traced', num_envs=4, collect_tau=0.5))
 
 
-def test_training_collects_speculatively_and_reports_the_plan_fraction(fake_traced, tmp_path):
-  # 4 envs, episodes of 6 steps, chunks of 4 vector steps, E = 3 without a gate; chunk 1 is the
-  # random phase. Then plans at global steps 4 (queue empty), 6 (episode start), 9 (queue end),
-  # 12 (episode start), 15 (queue end): the SpecState carries across chunks (8 and 12 do not
-  # start a new queue), so the chunks plan 2/4, 1/4 and 2/4 of their env steps.
+@pytest.mark.parametrize('tau, want', [(float('inf'), [0.0, 0.5, 0.25, 0.5]),
+                                       (0.0, [0.0, 1.0, 1.0, 1.0])])
+def test_training_collects_speculatively_and_reports_the_plan_fraction(fake_traced, tmp_path,
+                                                                       tau, want):
+  # 4 envs, episodes of 6 steps, chunks of 4 vector steps, E = 3; chunk 1 is the random phase.
+  # No gate: plans at global steps 4 (queue empty), 6 (episode start), 9 (queue end), 12
+  # (episode start), 15 (queue end): the SpecState carries across chunks (8 and 12 do not start
+  # a new queue), so the chunks plan 2/4, 1/4 and 2/4 of their agent steps. tau = 0 (from the
+  # config): every step replans.
   cfg = _tiny(backend='fake-traced', num_envs=4, chunk_steps=4, episode_length=6, steps=64,
               seed_steps=16, updates_per_step=0.25, update_chunk=4, eval_every=0,
-              checkpoint_every=64, collect_exec_len=3, collect_tau=float('inf'))
+              checkpoint_every=64, collect_exec_len=3, collect_tau=tau)
   result = trainer.train(cfg, str(tmp_path))
   assert result['agent_step'] == 64 and not result['interrupted']
   with open(os.path.join(str(tmp_path), 'metrics.csv')) as f:
     fracs = [float(r['collect_plan_frac']) for r in csv.DictReader(f)]
-  assert fracs == pytest.approx([0.0, 0.5, 0.25, 0.5])
+  assert fracs == pytest.approx(want)
+
+
+def test_collection_longer_than_the_planner_horizon_fails_before_any_checkpoint(fake_traced,
+                                                                                 tmp_path):
+  cfg = _tiny(backend='fake-traced', num_envs=4, episode_length=6, collect_exec_len=4)
+  with pytest.raises(ValueError, match=r'collect_exec_len \(4\) cannot exceed the planner horizon'):
+    trainer.train(cfg, str(tmp_path))
+  assert not os.path.exists(os.path.join(str(tmp_path), 'checkpoints'))

@@ -229,6 +229,12 @@ def test_metrics_csv_from_before_units_is_migrated(tmp_path):
   rows = _rows(str(tmp_path))
   assert [r['agent_step'] for r in rows] == ['500', '1000']   # old env_step held agent steps
   assert rows[1]['env_step'] == '2000' and rows[0]['eval_return'] == '3.5'
+  # A second migration (other columns again) keeps the first one's backup as well.
+  trainer.MetricsWriter(path, columns=trainer.CSV_COLUMNS + ('extra',)).write(dict(agent_step=1500))
+  assert os.path.exists(path + '.old') and os.path.exists(path + '.old1')
+  with open(path + '.old') as f:
+    assert f.readline().strip() == 'env_step,episode,eval_return'
+  assert [r['agent_step'] for r in _rows(str(tmp_path))] == ['500', '1000', '1500']
 
 
 def test_resume_with_more_steps_keeps_replay_capacity(full_run, tmp_path):
