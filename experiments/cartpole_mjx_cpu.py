@@ -1,0 +1,27 @@
+"""Speculative collection during training (issue 11.2), a first learning check: the CPU
+cartpole-swingup agent (experiments/cartpole_cpu.py's model, planner and update settings) on
+MuJoCo Playground's MJX cartpole with 16 batched environments, 10k agent steps (a third of the
+shipped cartpole agent's 30k), collecting with a fresh plan every step (this config) or
+speculatively with execution length 3 and no gate (`--config.collect_exec_len=3`). Same seed,
+so both runs start from the same weights and random-phase data.
+
+Declared before the runs (this docstring is committed first): both runs in parallel on the
+2 cores, then each export evaluated replanning every step on FRESH dm_control-identical MJX
+seeds 300..309 (experiments/evaluate_baseline.py, --config.seed=300), 10 paired episodes;
+reported with each run's wall time, whatever it gives. ONE training seed per arm: a difference
+in return is weak evidence either way.
+
+  python launch/train.py --config experiments/cartpole_mjx_cpu.py --workdir runs/cp_mjx_plain
+  python launch/train.py --config experiments/cartpole_mjx_cpu.py --config.collect_exec_len=3 \\
+      --workdir runs/cp_mjx_spec3
+  python launch/evaluate.py --config experiments/evaluate_baseline.py --config.seed=300 \\
+      --export runs/cp_mjx_plain/export --workdir runs/cp_mjx_plain_eval   (and cp_mjx_spec3)
+"""
+from spec_jax import builders
+
+
+def get_config():
+  base = builders.config_module(__file__, 'dmc_cpu.py')
+  return base.variant(task='cartpole-swingup', backend='mjx', impl='jax', num_envs=16,
+                      chunk_steps=25, steps=10_000, eval_every=0, checkpoint_every=2_000,
+                      wall_minutes=45.0)
