@@ -174,14 +174,28 @@ def epoch_sizes(num_updates: int, chunk: int):
   return sizes
 
 
+UPDATE_LOG_SECONDS = 30.0   # a long update phase (seed-data pretraining) logs this often
+
+
 def _updates(model, train_cfg, run, buf, num_updates: int, chunk: int):
   """Runs exactly ``num_updates`` updates as jitted epochs (``epoch_sizes``); full epochs
-  share one compile, a remainder epoch compiles once per distinct size."""
+  share one compile, a remainder epoch compiles once per distinct size. A phase longer than
+  ``UPDATE_LOG_SECONDS`` logs its progress (updates done, rate, ETA) about that often."""
   metrics = None
   train, key = run.train, run.key
+  t0 = last = time.monotonic()
+  done = 0
   for size in epoch_sizes(num_updates, chunk):
     key, epoch_key = jax.random.split(key)
     train, metrics = agent.update_epoch(model, train_cfg, train, buf, epoch_key, size)
+    done += size
+    jax.block_until_ready(metrics)   # epochs are long: waiting costs nothing, times are real
+    now = time.monotonic()
+    if now - last >= UPDATE_LOG_SECONDS and done < num_updates:
+      last = now
+      rate = done / max(now - t0, 1e-9)
+      logging.info('updates %d/%d | %.1f updates/s | ETA %.1f min', done, num_updates, rate,
+                   (num_updates - done) / max(rate, 1e-9) / 60)
   return run.replace(train=train, key=key), metrics
 
 

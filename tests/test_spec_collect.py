@@ -139,6 +139,24 @@ def test_training_collects_speculatively_and_reports_the_plan_fraction(fake_trac
   assert fracs == pytest.approx(want)
 
 
+def test_resumed_speculative_run_starts_fresh_episodes_and_queues(fake_traced, tmp_path):
+  # The run above, stopped after 32 agent steps (vector step 8) and resumed to 64. A resumed
+  # run starts fresh episodes and an empty queue at vector step 8, so its plans fall at 8
+  # (episode start), 11 (queue end) and 14 (next episode start): chunk fractions 2/4 and 1/4,
+  # where the uninterrupted run (above) logs 1/4 and 2/4. The checkpoint carries the counters.
+  kw = dict(backend='fake-traced', num_envs=4, chunk_steps=4, episode_length=6,
+            seed_steps=16, updates_per_step=0.25, update_chunk=4, eval_every=0,
+            checkpoint_every=16, collect_exec_len=3)
+  first = trainer.train(_tiny(steps=32, **kw), str(tmp_path))
+  assert first['agent_step'] == 32 and not first['resumed']
+  second = trainer.train(_tiny(steps=64, **kw), str(tmp_path))
+  assert second['resumed'] and second['agent_step'] == 64 and not second['interrupted']
+  with open(os.path.join(str(tmp_path), 'metrics.csv')) as f:
+    rows = list(csv.DictReader(f))
+  assert [int(r['agent_step']) for r in rows] == [16, 32, 48, 64]
+  assert [float(r['collect_plan_frac']) for r in rows] == pytest.approx([0.0, 0.5, 0.5, 0.25])
+
+
 def test_collection_longer_than_the_planner_horizon_fails_before_any_checkpoint(fake_traced,
                                                                                  tmp_path):
   cfg = _tiny(backend='fake-traced', num_envs=4, episode_length=6, collect_exec_len=4)

@@ -113,6 +113,25 @@ def test_updates_run_exactly_num_updates(full_run):
   assert int(after.train.step) - before == 70   # one epoch of 50 + a remainder epoch of 20
 
 
+def test_long_update_phases_log_their_progress(full_run, monkeypatch):
+  # Seed-data pretraining runs thousands of updates in one phase: it must not be silent.
+  # With the log interval at 0 every epoch but the last logs: epochs [20, 20, 20, 10].
+  cfg, workdir, _ = full_run
+  env = builders.make_env(cfg)
+  model, pcfg, tcfg = builders.make_agent_configs(cfg, env.spec.obs_dim, env.spec.action_dim)
+  run, buf = trainer._init_run(model, tcfg, pcfg, cfg, 1)
+  ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'))
+  items, _ = ckpt.restore({'run': run, 'buffer': buf})
+  ckpt.close()
+  lines = []
+  monkeypatch.setattr(trainer, 'UPDATE_LOG_SECONDS', 0.0)
+  monkeypatch.setattr(trainer.logging, 'info', lambda fmt, *a: lines.append(fmt % a))
+  trainer._updates(model, tcfg, items['run'], items['buffer'], 70, 20)
+  assert [ln.split(' |')[0] for ln in lines] == ['updates 20/70', 'updates 40/70',
+                                                 'updates 60/70']
+  assert all('updates/s' in ln and 'ETA' in ln for ln in lines)
+
+
 def test_checkpoint_round_trip(full_run, tmp_path):
   cfg, workdir, _ = full_run
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'))
