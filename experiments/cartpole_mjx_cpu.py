@@ -16,6 +16,11 @@ in return is weak evidence either way.
       --workdir runs/cp_mjx_spec3
   python launch/evaluate.py --config experiments/evaluate_baseline.py --config.seed=300 \\
       --export runs/cp_mjx_plain/export --workdir runs/cp_mjx_plain_eval   (and cp_mjx_spec3)
+
+Replication, declared in session 13 while the first pair was still training (before any
+evaluation of it): a second training seed per arm, `--config.seed=2` (workdirs
+runs/cp_mjx_plain_s2 and runs/cp_mjx_spec3_s2), evaluated the same way on seeds 300..309 and
+reported beside the first pair whatever it gives (if both runs finish within the session).
 """
 from spec_jax import builders
 
