@@ -547,3 +547,53 @@ def combine(paths: Sequence[str], workdir: str, reference_horizon: int, title: s
     raise ValueError(f'no baseline with horizon {reference_horizon} in {list(paths)}')
   rows.sort(key=lambda r: (r['mode'] != 'baseline', not r['mode'].startswith('baseline')))
   return rows, write_outputs(rows, workdir, title=title)
+
+
+AGENT_COLUMNS = ('agent', 'evaluations', 'episodes', 'return_mean', 'return_std',
+                 'return_median', 'return_q25', 'return_q75', 'failed', 'fail_below', 'ratio',
+                 'ratio_lo', 'ratio_hi', 'diff_mean', 'diff_median')
+
+
+def compare_agents(arms: Sequence[Sequence[str]], labels: Sequence[str], workdir: str):
+  """Compares DIFFERENT agents (e.g. training variants) by their replan-every-step baselines
+  evaluated on the same episode seeds. Each arm is a list of evaluation.csv files (one per
+  training seed, in the same order in every arm); its per-seed baseline returns are
+  concatenated, so arm k's episode i is paired with arm 0's episode i (same training-seed slot,
+  same evaluation seed). The first arm is the reference of the paired statistics; the failure
+  threshold is half its median. Writes agents.csv / agents.md into ``workdir``.
+
+  Args:
+    arms: [K] lists of evaluation.csv paths, all K lists of the same length.
+    labels: [K] names of the arms.
+  Returns:
+    (rows, paths): one row per arm (AGENT_COLUMNS) and the written files.
+  """
+  if len(arms) < 2 or len(labels) != len(arms):
+    raise ValueError(f'need >= 2 arms and one label each, got {len(arms)} arms, '
+                     f'{len(labels)} labels')
+  if len({len(a) for a in arms}) != 1:
+    raise ValueError(f'every arm needs as many evaluation files: {[len(a) for a in arms]}')
+  rows = []
+  for label, paths in zip(labels, arms):
+    returns = []
+    for path in paths:
+      bases = [r for r in read_rows(path) if r['mode'] == 'baseline']
+      if len(bases) != 1:
+        raise ValueError(f'{path}: expected one baseline row, found {len(bases)}')
+      returns.append(bases[0]['returns'])
+    rows.append(dict(agent=label, evaluations=len(paths), returns=sum(returns, []),
+                     per_file=[len(r) for r in returns]))
+  if len({tuple(r['per_file']) for r in rows}) != 1:
+    raise ValueError('arms differ in episodes per evaluation file (not paired): '
+                     f'{[r["per_file"] for r in rows]}')
+  for r in rows:
+    r['episodes'] = len(r['returns'])
+  reporting.add_robust_stats(rows, baseline_key=('agent', labels[0]))
+  os.makedirs(workdir, exist_ok=True)
+  out = dict(csv=os.path.join(workdir, 'agents.csv'), md=os.path.join(workdir, 'agents.md'))
+  for r in rows:
+    r['returns_per_seed'] = ' '.join(f'{x:.1f}' for x in r['returns'])
+  reporting.write_csv(rows, out['csv'], AGENT_COLUMNS + ('returns_per_seed',))
+  with open(out['md'], 'w') as f:
+    f.write(reporting.markdown_table(rows, AGENT_COLUMNS))
+  return rows, out

@@ -116,3 +116,36 @@ def test_pool_concatenates_seed_sets_and_pairs_each_with_its_own_baseline(tmp_pa
     evaluation.pool([pa], str(tmp_path / 'q'), 3)
   with pytest.raises(ValueError, match='same seed set'):
     evaluation.pool([pa, pa], str(tmp_path / 'q'), 6)
+
+
+def test_compare_agents_pairs_training_arms_seed_by_seed(tmp_path):
+  # Arms of two training seeds each (files [2] + [1] episodes); only baseline rows count.
+  def evals(name, *per_file):
+    return [evaluation.write_outputs([_row('baseline', r, 500), _row('mlp', [0] * len(r), 9)],
+                                     str(tmp_path / f'{name}{i}'))['csv']
+            for i, r in enumerate(per_file)]
+  plain = evals('p', [10, 20], [30])
+  spec = evals('s', [12, 18], [36])
+  short = evals('c', [4, 20], [30])
+  rows, paths = evaluation.compare_agents([plain, spec, short], ['plain', 'spec', 'c'],
+                                          str(tmp_path / 'cmp'))
+  assert [r['returns'] for r in rows] == [[10, 20, 30], [12, 18, 36], [4, 20, 30]]
+  # spec vs plain: 66 / 60, differences 2, -2, 6; c: 54 / 60, differences -6, 0, 0, and one
+  # episode below half the reference median (4 < 10; 10 itself does not fail).
+  np.testing.assert_allclose([rows[1]['ratio'], rows[1]['diff_mean'], rows[1]['diff_median']],
+                             [1.1, 2, 2])
+  np.testing.assert_allclose([rows[2]['ratio'], rows[2]['diff_mean'], rows[2]['diff_median']],
+                             [0.9, -2, 0])
+  assert [r['failed'] for r in rows] == [0, 0, 1] and rows[0]['fail_below'] == 10
+  assert rows[0]['ratio'] == 1 and os.path.exists(paths['md'])
+  with pytest.raises(ValueError, match='as many evaluation files'):
+    evaluation.compare_agents([plain, spec[:1]], ['a', 'b'], str(tmp_path / 'x'))
+  with pytest.raises(ValueError, match='not paired'):
+    evaluation.compare_agents([plain, evals('d', [1], [2, 3])], ['a', 'b'], str(tmp_path / 'x'))
+  with pytest.raises(ValueError, match='one label each'):
+    evaluation.compare_agents([plain, spec], ['a'], str(tmp_path / 'x'))
+  two = evaluation.write_outputs([_row('baseline', [1], 500), _row('baseline', [2], 500,
+                                                                     horizon=3)],
+                                 str(tmp_path / 'two'))['csv']
+  with pytest.raises(ValueError, match='one baseline row'):
+    evaluation.compare_agents([[two], [two]], ['a', 'b'], str(tmp_path / 'x'))
