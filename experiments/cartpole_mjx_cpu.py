@@ -21,6 +21,14 @@ Replication, declared in session 13 while the first pair was still training (bef
 evaluation of it): a second training seed per arm, `--config.seed=2` (workdirs
 runs/cp_mjx_plain_s2 and runs/cp_mjx_spec3_s2), evaluated the same way on seeds 300..309 and
 reported beside the first pair whatever it gives (if both runs finish within the session).
+
+Continuation, declared in session 13 before any evaluation of the seed-2 pair: both seed-1
+runs resumed to 30k agent steps (the shipped cartpole agent's budget) with the same commands
+plus `--config.steps=30000 --config.wall_minutes=90` in the same workdirs (a resumed run keeps
+its replay capacity, here the 10k transitions of the 10k-step run, so the continuation learns
+from the latest 10k transitions: not the same as a fresh 30k run, the same for both arms);
+each export evaluated again on seeds 300..309 (workdirs runs/cp_mjx_{plain,spec3}_30k_eval),
+reported whatever it gives.
 """
 from spec_jax import builders
 
