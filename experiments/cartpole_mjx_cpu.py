@@ -28,7 +28,10 @@ plus `--config.steps=30000 --config.wall_minutes=90` in the same workdirs (a res
 its replay capacity, here the 10k transitions of the 10k-step run, so the continuation learns
 from the latest 10k transitions: not the same as a fresh 30k run, the same for both arms);
 each export evaluated again on seeds 300..309 (workdirs runs/cp_mjx_{plain,spec3}_30k_eval),
-reported whatever it gives.
+reported whatever it gives. Declared later in session 13, after the seed-2 pair's 10k
+evaluation (plain failed all 10 episodes, spec3 did not) and before any 30k result: the seed-2
+pair continued to 30k the same way once the seed-1 continuation is done (workdirs
+runs/cp_mjx_{plain,spec3}_s2), reported if it finishes within the session.
 """
 from spec_jax import builders
 
