@@ -554,41 +554,60 @@ AGENT_COLUMNS = ('agent', 'evaluations', 'episodes', 'return_mean', 'return_std'
                  'ratio_lo', 'ratio_hi', 'diff_mean', 'diff_median')
 
 
-def compare_agents(arms: Sequence[Sequence[str]], labels: Sequence[str], workdir: str):
+def _agent_baseline(path: str) -> Dict[str, Any]:
+  bases = [r for r in read_rows(path) if r['mode'] == 'baseline']
+  if len(bases) != 1:
+    raise ValueError(f'{path}: expected one baseline row, found {len(bases)}')
+  return bases[0]
+
+
+def compare_agents(arms: Sequence[Sequence[str]], labels: Sequence[str], workdir: str,
+                   fail_below: Optional[float] = None):
   """Compares DIFFERENT agents (e.g. training variants) by their replan-every-step baselines
   evaluated on the same episode seeds. Each arm is a list of evaluation.csv files (one per
   training seed, in the same order in every arm); its per-seed baseline returns are
   concatenated, so arm k's episode i is paired with arm 0's episode i (same training-seed slot,
-  same evaluation seed). The first arm is the reference of the paired statistics; the failure
-  threshold is half its median. Writes agents.csv / agents.md into ``workdir``.
+  same evaluation seed). The first arm is the reference of the paired statistics. With several
+  files per arm the bootstrap CI resamples training seeds first (``paired_stats(groups=)``):
+  episodes of one agent are not independent. The evaluation seeds are not recorded in the
+  files and cannot be checked here; the planner horizons and episode counts are.
 
   Args:
-    arms: [K] lists of evaluation.csv paths, all K lists of the same length.
-    labels: [K] names of the arms.
+    arms: [K >= 2] lists of evaluation.csv paths, all of the same length F >= 1.
+    labels: [K] distinct names of the arms.
+    workdir: where agents.csv / agents.md are written.
+    fail_below: an episode below it counts as failed (None: half the reference arm's median
+      return, which must then be positive).
   Returns:
     (rows, paths): one row per arm (AGENT_COLUMNS) and the written files.
   """
-  if len(arms) < 2 or len(labels) != len(arms):
-    raise ValueError(f'need >= 2 arms and one label each, got {len(arms)} arms, '
-                     f'{len(labels)} labels')
-  if len({len(a) for a in arms}) != 1:
-    raise ValueError(f'every arm needs as many evaluation files: {[len(a) for a in arms]}')
-  rows = []
-  for label, paths in zip(labels, arms):
-    returns = []
-    for path in paths:
-      bases = [r for r in read_rows(path) if r['mode'] == 'baseline']
-      if len(bases) != 1:
-        raise ValueError(f'{path}: expected one baseline row, found {len(bases)}')
-      returns.append(bases[0]['returns'])
-    rows.append(dict(agent=label, evaluations=len(paths), returns=sum(returns, []),
-                     per_file=[len(r) for r in returns]))
-  if len({tuple(r['per_file']) for r in rows}) != 1:
-    raise ValueError('arms differ in episodes per evaluation file (not paired): '
-                     f'{[r["per_file"] for r in rows]}')
+  if len(arms) < 2 or len(labels) != len(arms) or len(set(labels)) != len(labels):
+    raise ValueError(f'need >= 2 arms and one distinct label each, got {len(arms)} arms, '
+                     f'labels {list(labels)}')
+  if len({len(a) for a in arms}) != 1 or not arms[0]:
+    raise ValueError(f'every arm needs as many evaluation files, >= 1: {[len(a) for a in arms]}')
+  bases = [[_agent_baseline(p) for p in paths] for paths in arms]
+  shape = {tuple((b['horizon'], len(b['returns'])) for b in arm) for arm in bases}
+  if len(shape) != 1:
+    raise ValueError(f'arms differ in (horizon, episodes) per evaluation file, not paired: '
+                     f'{sorted(shape)}')
+  rows = [dict(agent=label, evaluations=len(arm), returns=sum((b['returns'] for b in arm), []))
+          for label, arm in zip(labels, bases)]
+  groups = np.repeat(np.arange(len(arms[0])), [len(b['returns']) for b in bases[0]])
+  ref = rows[0]['returns']
+  if fail_below is None:
+    fail_below = 0.5 * float(np.median(ref))
+    if fail_below <= 0:
+      raise ValueError('the reference arm\'s median return is not positive: pass fail_below')
   for r in rows:
-    r['episodes'] = len(r['returns'])
-  reporting.add_robust_stats(rows, baseline_key=('agent', labels[0]))
+    r.update(reporting.return_stats(r['returns'], fail_below), fail_below=fail_below,
+             episodes=len(r['returns']))
+    r.update(reporting.paired_stats(r['returns'], ref,
+                                    groups=groups if len(arms[0]) > 1 else None))
+  return rows, _write_agent_rows(rows, workdir)
+
+
+def _write_agent_rows(rows, workdir: str) -> Dict[str, str]:
   os.makedirs(workdir, exist_ok=True)
   out = dict(csv=os.path.join(workdir, 'agents.csv'), md=os.path.join(workdir, 'agents.md'))
   for r in rows:
@@ -596,4 +615,4 @@ def compare_agents(arms: Sequence[Sequence[str]], labels: Sequence[str], workdir
   reporting.write_csv(rows, out['csv'], AGENT_COLUMNS + ('returns_per_seed',))
   with open(out['md'], 'w') as f:
     f.write(reporting.markdown_table(rows, AGENT_COLUMNS))
-  return rows, out
+  return out

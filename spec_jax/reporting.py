@@ -29,21 +29,43 @@ def return_stats(returns: Sequence[float], fail_below: Optional[float] = None) -
 
 
 def paired_stats(returns: Sequence[float], baseline: Sequence[float], num_boot: int = 2000,
-                 seed: int = 0, level: float = 0.95) -> Dict[str, float]:
+                 seed: int = 0, level: float = 0.95,
+                 groups: Optional[Sequence[int]] = None) -> Dict[str, float]:
   """Per-seed differences against the baseline (same seeds, same order) [N] and a bootstrap
-  confidence interval (seeds resampled jointly) on the ratio mean(returns) / mean(baseline)."""
+  confidence interval (seeds resampled jointly) on the ratio mean(returns) / mean(baseline).
+  ``groups`` [N] (optional): the cluster of each episode, e.g. the training seed of the agent
+  that played it when agents are compared; episodes of one cluster are not independent, so
+  the bootstrap then resamples clusters first and episodes within each drawn cluster."""
   r, b = np.asarray(returns, np.float64), np.asarray(baseline, np.float64)
   if r.shape != b.shape or r.ndim != 1:
     raise ValueError(f'paired returns need the same 1-D shape, got {r.shape} and {b.shape}')
   diff = r - b
-  idx = np.random.default_rng(seed).integers(0, r.size, size=(num_boot, r.size))
-  denom = b[idx].mean(axis=1)
-  ratios = np.where(np.abs(denom) > 1e-12, r[idx].mean(axis=1) / np.where(denom == 0, 1, denom),
-                    np.nan)
+  rng = np.random.default_rng(seed)
+  if groups is None:
+    idx = rng.integers(0, r.size, size=(num_boot, r.size))
+    nums, denom = r[idx].mean(axis=1), b[idx].mean(axis=1)
+  else:
+    nums, denom = _cluster_bootstrap_means(r, b, groups, num_boot, rng)
+  ratios = np.where(np.abs(denom) > 1e-12, nums / np.where(denom == 0, 1, denom), np.nan)
   lo, hi = np.nanpercentile(ratios, [50 * (1 - level), 50 * (1 + level)])
   ratio = r.mean() / b.mean() if abs(b.mean()) > 1e-12 else float('nan')
   return dict(diff_mean=float(diff.mean()), diff_median=float(np.median(diff)),
               ratio=float(ratio), ratio_lo=float(lo), ratio_hi=float(hi))
+
+
+def _cluster_bootstrap_means(r, b, groups, num_boot: int, rng):
+  """Means of r and b [num_boot] over two-level resamples: as many clusters as there are,
+  drawn with replacement, then each drawn cluster's episodes drawn with replacement."""
+  g = np.asarray(groups)
+  if g.shape != r.shape:
+    raise ValueError(f'groups must have shape {r.shape}, got {g.shape}')
+  members = [np.flatnonzero(g == c) for c in np.unique(g)]
+  nums, denom = np.empty(num_boot), np.empty(num_boot)
+  for i in range(num_boot):
+    picks = rng.integers(0, len(members), size=len(members))
+    idx = np.concatenate([rng.choice(members[c], members[c].size) for c in picks])
+    nums[i], denom[i] = r[idx].mean(), b[idx].mean()
+  return nums, denom
 
 
 def add_robust_stats(rows: Sequence[Dict[str, Any]], baseline_key=('mode', 'baseline'),

@@ -175,28 +175,47 @@ def epoch_sizes(num_updates: int, chunk: int):
 
 
 UPDATE_LOG_SECONDS = 30.0   # a long update phase (seed-data pretraining) logs this often
+_clock = time.monotonic     # the update phase's clock (a test scripts it)
 
 
 def _updates(model, train_cfg, run, buf, num_updates: int, chunk: int):
   """Runs exactly ``num_updates`` updates as jitted epochs (``epoch_sizes``); full epochs
   share one compile, a remainder epoch compiles once per distinct size. A phase longer than
-  ``UPDATE_LOG_SECONDS`` logs its progress (updates done, rate, ETA) about that often."""
+  ``UPDATE_LOG_SECONDS`` (seed-data pretraining) logs its progress about that often; the rate
+  and ETA leave out the first epoch, which includes the compile.
+
+  Args:
+    run: the RunState (its ``train`` state and ``key`` advance).
+    buf: the replay buffer sampled from.
+    num_updates: how many updates; chunk: updates per jitted epoch.
+  Returns:
+    (run with the updated train state and key, the last epoch's metrics or None).
+  """
   metrics = None
   train, key = run.train, run.key
-  t0 = last = time.monotonic()
-  done = 0
+  last = _clock()
+  done, rate_from = 0, None    # (time, updates done) after the first (compiling) epoch
   for size in epoch_sizes(num_updates, chunk):
     key, epoch_key = jax.random.split(key)
     train, metrics = agent.update_epoch(model, train_cfg, train, buf, epoch_key, size)
     done += size
     jax.block_until_ready(metrics)   # epochs are long: waiting costs nothing, times are real
-    now = time.monotonic()
+    now = _clock()
+    rate_from = rate_from or (now, done)
     if now - last >= UPDATE_LOG_SECONDS and done < num_updates:
       last = now
-      rate = done / max(now - t0, 1e-9)
-      logging.info('updates %d/%d | %.1f updates/s | ETA %.1f min', done, num_updates, rate,
-                   (num_updates - done) / max(rate, 1e-9) / 60)
+      _log_update_progress(done, num_updates, now, rate_from)
   return run.replace(train=train, key=key), metrics
+
+
+def _log_update_progress(done: int, total: int, now: float, rate_from) -> None:
+  t_ref, done_ref = rate_from
+  if done == done_ref:
+    logging.info('updates %d/%d | first epoch (includes the compile)', done, total)
+    return
+  rate = (done - done_ref) / max(now - t_ref, 1e-9)
+  logging.info('updates %d/%d | %.1f updates/s | ETA %.1f min', done, total, rate,
+               (total - done) / rate / 60)
 
 
 def train(cfg, workdir: str) -> Dict[str, Any]:

@@ -120,8 +120,9 @@ def test_pool_concatenates_seed_sets_and_pairs_each_with_its_own_baseline(tmp_pa
 
 def test_compare_agents_pairs_training_arms_seed_by_seed(tmp_path):
   # Arms of two training seeds each (files [2] + [1] episodes); only baseline rows count.
-  def evals(name, *per_file):
-    return [evaluation.write_outputs([_row('baseline', r, 500), _row('mlp', [0] * len(r), 9)],
+  def evals(name, *per_file, horizon=6):
+    return [evaluation.write_outputs([_row('baseline', r, 500, horizon=horizon),
+                                      _row('mlp', [0] * len(r), 9)],
                                      str(tmp_path / f'{name}{i}'))['csv']
             for i, r in enumerate(per_file)]
   plain = evals('p', [10, 20], [30])
@@ -130,6 +131,7 @@ def test_compare_agents_pairs_training_arms_seed_by_seed(tmp_path):
   rows, paths = evaluation.compare_agents([plain, spec, short], ['plain', 'spec', 'c'],
                                           str(tmp_path / 'cmp'))
   assert [r['returns'] for r in rows] == [[10, 20, 30], [12, 18, 36], [4, 20, 30]]
+  assert [(r['evaluations'], r['episodes']) for r in rows] == [(2, 3)] * 3
   # spec vs plain: 66 / 60, differences 2, -2, 6; c: 54 / 60, differences -6, 0, 0, and one
   # episode below half the reference median (4 < 10; 10 itself does not fail).
   np.testing.assert_allclose([rows[1]['ratio'], rows[1]['diff_mean'], rows[1]['diff_median']],
@@ -138,14 +140,49 @@ def test_compare_agents_pairs_training_arms_seed_by_seed(tmp_path):
                              [0.9, -2, 0])
   assert [r['failed'] for r in rows] == [0, 0, 1] and rows[0]['fail_below'] == 10
   assert rows[0]['ratio'] == 1 and os.path.exists(paths['md'])
-  with pytest.raises(ValueError, match='as many evaluation files'):
-    evaluation.compare_agents([plain, spec[:1]], ['a', 'b'], str(tmp_path / 'x'))
-  with pytest.raises(ValueError, match='not paired'):
-    evaluation.compare_agents([plain, evals('d', [1], [2, 3])], ['a', 'b'], str(tmp_path / 'x'))
-  with pytest.raises(ValueError, match='one label each'):
-    evaluation.compare_agents([plain, spec], ['a'], str(tmp_path / 'x'))
+  # The CI clusters episodes by training seed (file slot): groups [0, 0, 1], not episodes.
+  by_seed = reporting.paired_stats([12, 18, 36], [10, 20, 30], groups=[0, 0, 1])
+  by_episode = reporting.paired_stats([12, 18, 36], [10, 20, 30])
+  assert (rows[1]['ratio_lo'], rows[1]['ratio_hi']) == (by_seed['ratio_lo'], by_seed['ratio_hi'])
+  assert (by_seed['ratio_lo'], by_seed['ratio_hi']) != (by_episode['ratio_lo'],
+                                                        by_episode['ratio_hi'])
+  with open(paths['csv']) as f:
+    lines = f.read().splitlines()
+  assert lines[0].startswith('agent,evaluations,episodes,') and lines[2].split(',')[0] == 'spec'
+  assert lines[2].endswith(',12.0 18.0 36.0')
+  explicit, _ = evaluation.compare_agents([plain, short], ['plain', 'c'], str(tmp_path / 'e'),
+                                          fail_below=25)
+  assert [r['failed'] for r in explicit] == [2, 2]
+  for arms, labels, match in [([plain], ['a'], 'need >= 2 arms'),
+                              ([plain, spec], ['a'], 'need >= 2 arms'),
+                              ([plain, spec], ['a', 'a'], 'distinct label'),
+                              ([plain, spec[:1]], ['a', 'b'], 'as many evaluation files'),
+                              ([[], []], ['a', 'b'], 'as many evaluation files'),
+                              ([plain, evals('d', [1], [2, 3])], ['a', 'b'], 'not paired'),
+                              ([plain, evals('h', [1, 2], [3], horizon=3)], ['a', 'b'],
+                               'not paired'),
+                              ([evals('z', [0, 0], [5]), spec], ['a', 'b'], 'pass fail_below')]:
+    with pytest.raises(ValueError, match=match):
+      evaluation.compare_agents(arms, labels, str(tmp_path / 'x'))
   two = evaluation.write_outputs([_row('baseline', [1], 500), _row('baseline', [2], 500,
                                                                      horizon=3)],
                                  str(tmp_path / 'two'))['csv']
   with pytest.raises(ValueError, match='one baseline row'):
     evaluation.compare_agents([[two], [two]], ['a', 'b'], str(tmp_path / 'x'))
+
+
+def test_clustered_bootstrap_resamples_training_seeds_not_only_episodes():
+  # Two agents per arm, five episodes each, no spread within an agent: agent 1 doubles the
+  # reference, agent 2 matches it. Episode resampling sees 20 values and a narrow CI around
+  # 1.5; cluster resampling draws (1, 1), (1, 2), (2, 1) or (2, 2), so its CI reaches both
+  # ends: 1.0 (twice agent 2) and 2.0 (twice agent 1).
+  base = [10.0] * 10
+  arm = [20.0] * 5 + [10.0] * 5
+  groups = [0] * 5 + [1] * 5
+  flat = reporting.paired_stats(arm, base)
+  clus = reporting.paired_stats(arm, base, groups=groups)
+  assert flat['ratio'] == clus['ratio'] == 1.5
+  assert 1.1 < flat['ratio_lo'] and flat['ratio_hi'] < 1.9
+  assert clus['ratio_lo'] == pytest.approx(1.0) and clus['ratio_hi'] == pytest.approx(2.0)
+  with pytest.raises(ValueError, match='groups must have shape'):
+    reporting.paired_stats(arm, base, groups=[0, 1])

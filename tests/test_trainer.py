@@ -115,7 +115,10 @@ def test_updates_run_exactly_num_updates(full_run):
 
 def test_long_update_phases_log_their_progress(full_run, monkeypatch):
   # Seed-data pretraining runs thousands of updates in one phase: it must not be silent.
-  # With the log interval at 0 every epoch but the last logs: epochs [20, 20, 20, 10].
+  # Epochs [20, 20, 20, 10], logged at most every 30 s, on a scripted clock: start 0, epochs
+  # end at 100 (the first, compiling), 110, 140, 150. Logged: after epoch 1 (100 s since the
+  # start; no rate yet), not after epoch 2 (10 s since the last line), after epoch 3: 40
+  # updates in the 40 s since epoch 1 = 1.0 updates/s, 10 left = 0.2 min; never after the last.
   cfg, workdir, _ = full_run
   env = builders.make_env(cfg)
   model, pcfg, tcfg = builders.make_agent_configs(cfg, env.spec.obs_dim, env.spec.action_dim)
@@ -123,13 +126,13 @@ def test_long_update_phases_log_their_progress(full_run, monkeypatch):
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'))
   items, _ = ckpt.restore({'run': run, 'buffer': buf})
   ckpt.close()
-  lines = []
-  monkeypatch.setattr(trainer, 'UPDATE_LOG_SECONDS', 0.0)
+  lines, clock = [], iter([0.0, 100.0, 110.0, 140.0, 150.0])
+  monkeypatch.setattr(trainer, '_clock', lambda: next(clock))
   monkeypatch.setattr(trainer.logging, 'info', lambda fmt, *a: lines.append(fmt % a))
-  trainer._updates(model, tcfg, items['run'], items['buffer'], 70, 20)
-  assert [ln.split(' |')[0] for ln in lines] == ['updates 20/70', 'updates 40/70',
-                                                 'updates 60/70']
-  assert all('updates/s' in ln and 'ETA' in ln for ln in lines)
+  after, _ = trainer._updates(model, tcfg, items['run'], items['buffer'], 70, 20)
+  assert lines == ['updates 20/70 | first epoch (includes the compile)',
+                   'updates 60/70 | 1.0 updates/s | ETA 0.2 min']
+  assert int(after.train.step) - int(items['run'].train.step) == 70
 
 
 def test_checkpoint_round_trip(full_run, tmp_path):
