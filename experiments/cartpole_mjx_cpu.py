@@ -32,6 +32,13 @@ reported whatever it gives. Declared later in session 13, after the seed-2 pair'
 evaluation (plain failed all 10 episodes, spec3 did not) and before any 30k result: the seed-2
 pair continued to 30k the same way once the seed-1 continuation is done (workdirs
 runs/cp_mjx_{plain,spec3}_s2), reported if it finishes within the session.
+
+Session 14, declared before the runs: session 13's runs/ (checkpoints, 10k exports, the 30k
+runs in progress) were lost with its machine; only the committed 10k evaluations and metrics
+survive. Both pairs are re-run from scratch with the same commands (10k, the export kept as
+export_10k, then resumed to 30k as above), seed 1 first, seed 2 after; each 30k export evaluated
+on seeds 300..309 and reported whatever it gives; if time allows the re-run 10k exports are
+evaluated too, as a check that the 10k results reproduce.
 """
 from spec_jax import builders
 
