@@ -270,6 +270,27 @@ def label(ex: sp.Executor, runtime: Runtime = Runtime()) -> str:
   return f'{reporting.variant(row)} H={ex.spec.effective_exec_len}'
 
 
+# Per-episode columns: returns and (files written from session 14 on) the episode seeds.
+PER_EPISODE_COLUMNS = ('returns_per_seed', 'seeds_per_episode')
+
+
+def _add_per_episode_columns(rows: List[Dict[str, Any]]) -> None:
+  for r in rows:
+    r['returns_per_seed'] = ' '.join(f'{x:.1f}' for x in r['returns'])
+    r['seeds_per_episode'] = (' '.join(str(int(s)) for s in r['seeds'])
+                              if r.get('seeds') is not None else '')
+
+
+def check_same_seeds(named: Sequence[Tuple[str, Optional[Sequence[int]]]]) -> None:
+  """Raises if two of the (name, episode seeds) pairs were evaluated on different seeds;
+  None (a file from before the seeds were recorded) is not checked."""
+  known = [(n, list(s)) for n, s in named if s is not None]
+  for name, seeds in known[1:]:
+    if seeds != known[0][1]:
+      raise ValueError(f'{name} was evaluated on seeds {seeds}, {known[0][0]} on '
+                       f'{known[0][1]}: not paired')
+
+
 def write_outputs(rows: List[Dict[str, Any]], workdir: str, name: str = 'evaluation',
                   title: str = '') -> Dict[str, str]:
   """CSV (all columns + per-episode returns), markdown (short columns) and the labelled
@@ -278,9 +299,8 @@ def write_outputs(rows: List[Dict[str, Any]], workdir: str, name: str = 'evaluat
   os.makedirs(workdir, exist_ok=True)
   paths = dict(csv=os.path.join(workdir, f'{name}.csv'), md=os.path.join(workdir, f'{name}.md'),
                png=os.path.join(workdir, f'{name}.png'))
-  for r in rows:
-    r['returns_per_seed'] = ' '.join(f'{x:.1f}' for x in r['returns'])
-  reporting.write_csv(rows, paths['csv'], COLUMNS + ('returns_per_seed',))
+  _add_per_episode_columns(rows)
+  reporting.write_csv(rows, paths['csv'], COLUMNS + PER_EPISODE_COLUMNS)
   with open(paths['md'], 'w') as f:
     f.write(reporting.markdown_table(rows, SHORT_COLUMNS))
   reporting.plot_return_vs_calls(rows, paths['png'], title=title)
@@ -441,6 +461,9 @@ def read_rows(path: str) -> List[Dict[str, Any]]:
         except (TypeError, ValueError):
           row[k] = v
       row['returns'] = [float(x) for x in r['returns_per_seed'].split()]
+      seeds = r.get('seeds_per_episode') or ''   # blank or absent in older files
+      row['seeds'] = [int(x) for x in seeds.split()] if seeds else None
+      row.pop('seeds_per_episode', None)
       row['exec_len'], row['horizon'] = int(row['exec_len']), int(row['horizon'])
       row.setdefault('gate', 'norm')  # files written before gates existed
       row['ahead'] = int(row.get('ahead') or 0)
@@ -494,6 +517,9 @@ def pool(paths: Sequence[str], workdir: str, reference_horizon: int, title: str 
   if len({tuple(b['returns']) for b in bases}) < len(bases):
     raise ValueError(f'two of {list(paths)} have the same baseline returns: the same seed set '
                      'cannot be pooled with itself')
+  known = [b['seeds'] for b in bases if b['seeds'] is not None]
+  if len({x for s in known for x in s}) < sum(len(s) for s in known):
+    raise ValueError(f'{list(paths)} share episode seeds: pooled episodes must be distinct')
   pooled, dropped = [], []
   for key, first in sets[0].items():
     if not all(key in s for s in sets):
@@ -504,7 +530,9 @@ def pool(paths: Sequence[str], workdir: str, reference_horizon: int, title: str 
     row = {k: first[k] for k in ('mode', 'gate', 'ahead', 'online', 'tau', 'tau_q', 'exec_len',
                                  'horizon', 'fallback_planner', 'on_reject', 'ahead_lead')
            if k in first}
-    row.update(returns=[x for r in group for x in r['returns']], episodes=int(n.sum()))
+    row.update(returns=[x for r in group for x in r['returns']], episodes=int(n.sum()),
+               seeds=(None if any(r['seeds'] is None for r in group)
+                      else [x for r in group for x in r['seeds']]))
     for k in POOLED_MEANS + POOLED_SUMS:
       vals = np.array([r[k] if isinstance(r.get(k), float) else np.nan for r in group])
       ok = np.isfinite(vals)
@@ -531,10 +559,11 @@ def combine(paths: Sequence[str], workdir: str, reference_horizon: int, title: s
   Returns (rows, paths)."""
   if labels and len(labels) != len(paths):
     raise ValueError(f'{len(labels)} labels for {len(paths)} evaluation files')
-  rows, seen = [], set()
+  rows, seen, named = [], set(), []
   for i, path in enumerate(paths):
     label = labels[i] if labels else ''
     for r in read_rows(path):
+      named.append((f"{path} ({r['mode']})", r['seeds']))
       if r['mode'] == 'baseline' and r['horizon'] != reference_horizon:
         r['mode'] = f"baseline-h{r['horizon']}"
       elif label and not r['mode'].startswith('baseline'):
@@ -545,6 +574,7 @@ def combine(paths: Sequence[str], workdir: str, reference_horizon: int, title: s
         rows.append(r)
   if not any(r['mode'] == 'baseline' for r in rows):
     raise ValueError(f'no baseline with horizon {reference_horizon} in {list(paths)}')
+  check_same_seeds(named)
   rows.sort(key=lambda r: (r['mode'] != 'baseline', not r['mode'].startswith('baseline')))
   return rows, write_outputs(rows, workdir, title=title)
 
@@ -569,8 +599,8 @@ def compare_agents(arms: Sequence[Sequence[str]], labels: Sequence[str], workdir
   concatenated, so arm k's episode i is paired with arm 0's episode i (same training-seed slot,
   same evaluation seed). The first arm is the reference of the paired statistics. With several
   files per arm the bootstrap CI resamples training seeds first (``paired_stats(groups=)``):
-  episodes of one agent are not independent. The evaluation seeds are not recorded in the
-  files and cannot be checked here; the planner horizons and episode counts are.
+  episodes of one agent are not independent. The planner horizons, episode counts and (in
+  files that record them) the evaluation seeds must match slot by slot.
 
   Args:
     arms: [K >= 2] lists of evaluation.csv paths, all of the same length F >= 1.
@@ -591,7 +621,11 @@ def compare_agents(arms: Sequence[Sequence[str]], labels: Sequence[str], workdir
   if len(shape) != 1:
     raise ValueError(f'arms differ in (horizon, episodes) per evaluation file, not paired: '
                      f'{sorted(shape)}')
-  rows = [dict(agent=label, evaluations=len(arm), returns=sum((b['returns'] for b in arm), []))
+  for slot in range(len(arms[0])):
+    check_same_seeds([(paths[slot], arm[slot]['seeds']) for paths, arm in zip(arms, bases)])
+  rows = [dict(agent=label, evaluations=len(arm), returns=sum((b['returns'] for b in arm), []),
+               seeds=(None if any(b['seeds'] is None for b in arm)
+                      else sum((b['seeds'] for b in arm), [])))
           for label, arm in zip(labels, bases)]
   groups = np.repeat(np.arange(len(arms[0])), [len(b['returns']) for b in bases[0]])
   ref = rows[0]['returns']
@@ -610,9 +644,8 @@ def compare_agents(arms: Sequence[Sequence[str]], labels: Sequence[str], workdir
 def _write_agent_rows(rows, workdir: str) -> Dict[str, str]:
   os.makedirs(workdir, exist_ok=True)
   out = dict(csv=os.path.join(workdir, 'agents.csv'), md=os.path.join(workdir, 'agents.md'))
-  for r in rows:
-    r['returns_per_seed'] = ' '.join(f'{x:.1f}' for x in r['returns'])
-  reporting.write_csv(rows, out['csv'], AGENT_COLUMNS + ('returns_per_seed',))
+  _add_per_episode_columns(rows)
+  reporting.write_csv(rows, out['csv'], AGENT_COLUMNS + PER_EPISODE_COLUMNS)
   with open(out['md'], 'w') as f:
     f.write(reporting.markdown_table(rows, AGENT_COLUMNS))
   return out

@@ -301,6 +301,8 @@ def test_distill_and_evaluate_jobs_end_to_end(agent, tmp_path):
   assert rows[0]['planner_calls'] == 6 and rows[1]['planner_calls'] == 2   # open loop, H = 4
   text = open(paths['md']).read()
   assert 'return_median' in text and 'ratio_lo' in text
+  # The episode seeds (seed, seed + 1, ...) are recorded with every row.
+  assert [r['seeds'] for r in evaluation.read_rows(paths['csv'])] == [[100, 101]] * 3
   # Passes on the same seeds merge; per-seed returns survive the CSV round trip.
   merged, _ = evaluation.combine([paths['csv'], paths['csv']], str(tmp_path / 'm'), 3)
   assert [r['mode'] for r in merged] == [r['mode'] for r in rows]

@@ -149,7 +149,7 @@ def test_compare_agents_pairs_training_arms_seed_by_seed(tmp_path):
   with open(paths['csv']) as f:
     lines = f.read().splitlines()
   assert lines[0].startswith('agent,evaluations,episodes,') and lines[2].split(',')[0] == 'spec'
-  assert lines[2].endswith(',12.0 18.0 36.0')
+  assert lines[2].endswith(',12.0 18.0 36.0,')   # seeds_per_episode blank: none recorded
   explicit, _ = evaluation.compare_agents([plain, short], ['plain', 'c'], str(tmp_path / 'e'),
                                           fail_below=25)
   assert [r['failed'] for r in explicit] == [2, 2]
@@ -186,3 +186,38 @@ def test_clustered_bootstrap_resamples_training_seeds_not_only_episodes():
   assert clus['ratio_lo'] == pytest.approx(1.0) and clus['ratio_hi'] == pytest.approx(2.0)
   with pytest.raises(ValueError, match='groups must have shape'):
     reporting.paired_stats(arm, base, groups=[0, 1])
+
+
+def test_episode_seeds_are_recorded_and_checked_when_files_are_merged(tmp_path):
+  def file(name, rows):
+    return evaluation.write_outputs(rows, str(tmp_path / name))['csv']
+  a = file('a', [_row('baseline', [10, 20], 500, seeds=[300, 301]),
+                 _row('mlp', [9, 21], 50, seeds=[300, 301])])
+  back = evaluation.read_rows(a)
+  assert [r['seeds'] for r in back] == [[300, 301], [300, 301]]
+  old = file('old', [_row('baseline', [10, 20], 500)])           # no seeds recorded
+  assert evaluation.read_rows(old)[0]['seeds'] is None
+  other = file('o', [_row('baseline', [11, 19], 500, seeds=[302, 303])])
+  # Agents compared slot by slot: same seeds pass (and are written), other seeds are refused,
+  # a file without seeds is not checked.
+  rows, paths = evaluation.compare_agents([[a], [file('b', [_row('baseline', [12, 18], 500,
+                                                                  seeds=[300, 301])])]],
+                                          ['x', 'y'], str(tmp_path / 'c'))
+  assert [r['seeds'] for r in rows] == [[300, 301]] * 2
+  with open(paths['csv']) as f:
+    assert f.read().splitlines()[1].endswith(',10.0 20.0,300 301')
+  with pytest.raises(ValueError, match='seeds .302, 303.*not paired'):
+    evaluation.compare_agents([[a], [other]], ['x', 'y'], str(tmp_path / 'c'))
+  rows, _ = evaluation.compare_agents([[a], [old]], ['x', 'y'], str(tmp_path / 'c'))
+  assert rows[0]['seeds'] == [300, 301] and rows[1]['seeds'] is None
+  # Passes merged on the same seeds; another seed set is refused.
+  merged, _ = evaluation.combine([a, a], str(tmp_path / 'm'), 6)
+  assert merged[0]['seeds'] == [300, 301]
+  with pytest.raises(ValueError, match='not paired'):
+    evaluation.combine([a, other], str(tmp_path / 'm'), 6)
+  # Pooled seed sets: seeds concatenated; sets sharing a seed are refused.
+  pooled, _ = evaluation.pool([a, other], str(tmp_path / 'p'), 6)
+  assert pooled[0]['seeds'] == [300, 301, 302, 303]
+  overlap = file('v', [_row('baseline', [1, 2], 500, seeds=[301, 302])])
+  with pytest.raises(ValueError, match='share episode seeds'):
+    evaluation.pool([a, overlap], str(tmp_path / 'p'), 6)
