@@ -93,6 +93,27 @@ def _label(ex, online_state, state, info, action, t):
   return online_lib.push(online_state, state.history, state.history_valid, info.a_spec, action)
 
 
+def _launch_next_plan(ex: sp.Executor, runtime: Runtime, dev_params, state, info, action,
+                      ahead_key: jax.Array, rescue: bool, task: Optional[int]):
+  """Dispatches (asynchronously) the plan this step calls for, or returns None: a rescue plan
+  from the real latent after a deferred rejection, a late plan-ahead ``lead`` steps before the
+  queue end, or a plan-ahead from the predicted latent after a new plan was adopted.
+  ``dev_params``: (plan-ahead, rescue) parameters already on their devices."""
+  _, ahead_dev, rescue_dev = _devices()
+  ahead_params, rescue_params = dev_params
+  lead, E = runtime.ahead_lead, ex.spec.effective_exec_len
+  from_real = (state, info.z_real, jnp.asarray(action), ahead_key)  # rescue / late plan inputs
+  if rescue:
+    return sp.rescue_plan(ex, rescue_params, *jax.device_put(from_real, rescue_dev), task=task)
+  if lead and int(state.index) == E - lead + 1 and not bool(info.nonfinite):
+    return sp.plan_ahead_late(ex, ahead_params, *jax.device_put(from_real, ahead_dev),
+                              lead=lead, task=task)
+  if runtime.plan_ahead and not lead and (bool(info.replanned) or bool(info.adopted)):
+    return sp.plan_ahead(ex, ahead_params, jax.device_put(state, ahead_dev),
+                         jax.device_put(ahead_key, ahead_dev), task=task)
+  return None
+
+
 def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, seed: int, tau,
                 runtime: Runtime = Runtime(), log_fn=None, online_state=None,
                 task: Optional[int] = None) -> Dict[str, Any]:
@@ -112,7 +133,7 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
   step_params = put(params)
   E = ex.spec.effective_exec_len
   step_ms, replanned, bad_steps, ahead_calls, offered, rescue = [], [], [], 0, 0, False
-  end_offered, end_adopted, lead = 0, 0, runtime.ahead_lead
+  end_offered, end_adopted = 0, 0
   while not done:
     start = time.perf_counter()
     key, step_key = jax.random.split(key)
@@ -137,21 +158,11 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
                                              jax.random.fold_in(step_key, 2))
       params = params._replace(corrector=online_state.params)
       step_params = put(params)
-    ahead_key = jax.random.fold_in(step_key, 1)
     rescue = runtime.plan_ahead and bool(info.deferred)
-    from_real = (state, info.z_real, jnp.asarray(action), ahead_key)  # rescue / late plan inputs
-    if rescue:
-      pending = sp.rescue_plan(ex, rescue_params, *jax.device_put(from_real, rescue_dev),
-                               task=task)
-      ahead_calls += 1
-    elif lead and int(state.index) == E - lead + 1 and not bool(info.nonfinite):
-      pending = sp.plan_ahead_late(ex, ahead_params, *jax.device_put(from_real, ahead_dev),
-                                   lead=lead, task=task)
-      ahead_calls += 1
-    elif runtime.plan_ahead and not lead and (replanned[-1] or bool(info.adopted)):
-      pending = sp.plan_ahead(ex, ahead_params, jax.device_put(state, ahead_dev),
-                              jax.device_put(ahead_key, ahead_dev), task=task)
-      ahead_calls += 1
+    launched = _launch_next_plan(ex, runtime, (ahead_params, rescue_params), state, info,
+                                 action, jax.random.fold_in(step_key, 1), rescue, task)
+    if launched is not None:
+      pending, ahead_calls = launched, ahead_calls + 1
     if bool(info.nonfinite):
       pending, rescue = None, False     # made for a state the step did not keep
       bad_steps.append(t)
@@ -186,16 +197,11 @@ def _latency_stats(eps) -> Dict[str, float]:
                                        if correct and replan else float('nan')))
 
 
-def evaluate_mode(ex: sp.Executor, params: sp.ExecParams, env, tau: float, episodes: int,
-                  key: jax.Array, seed: int = 0, log_fn=None, tau_q: float = float('nan'),
-                  runtime: Runtime = Runtime(), task: Optional[int] = None) -> Dict[str, Any]:
-  """Runs ``episodes`` episodes of one executor on seeds seed, seed+1, ... (the same seeds and
-  step keys for every mode: results pair per seed). Returns a summary row (see COLUMNS) with
-  the per-episode ``returns`` list; ``reporting.add_robust_stats`` adds medians and pairing.
-  ``task``: the task id of a multitask model."""
-  runtime.check(ex)
+def _compile_programs(ex: sp.Executor, params: sp.ExecParams, key: jax.Array, tau,
+                      runtime: Runtime, task: Optional[int]) -> None:
+  """Compiles both cond branches of the step (and the plan-ahead / rescue programs the
+  runtime uses) before anything is timed."""
   init = sp.init_state(ex)
-  # Compile both cond branches (and plan-ahead) before timing anything.
   jax.block_until_ready(sp.step(ex, _committed(params), _committed(init),
                                 jnp.zeros(ex.model.cfg.obs_dim), key, tau, True,
                                 _committed(sp.no_ready(ex)), task=task)[0])
@@ -213,6 +219,17 @@ def evaluate_mode(ex: sp.Executor, params: sp.ExecParams, env, tau: float, episo
     if ex.spec.on_reject == 'defer':
       jax.block_until_ready(sp.rescue_plan(ex, *jax.device_put((params, init, z, a, key),
                                                                rescue_dev), task=task))
+
+
+def evaluate_mode(ex: sp.Executor, params: sp.ExecParams, env, tau: float, episodes: int,
+                  key: jax.Array, seed: int = 0, log_fn=None, tau_q: float = float('nan'),
+                  runtime: Runtime = Runtime(), task: Optional[int] = None) -> Dict[str, Any]:
+  """Runs ``episodes`` episodes of one executor on seeds seed, seed+1, ... (the same seeds and
+  step keys for every mode: results pair per seed). Returns a summary row (see COLUMNS) with
+  the per-episode ``returns`` list; ``reporting.add_robust_stats`` adds medians and pairing.
+  ``task``: the task id of a multitask model."""
+  runtime.check(ex)
+  _compile_programs(ex, params, key, tau, runtime, task)
   eps = []
   ostate = None
   if runtime.online is not None:
