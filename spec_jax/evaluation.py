@@ -98,9 +98,8 @@ def _launch_next_plan(ex: sp.Executor, runtime: Runtime, dev_params, state, info
   """Dispatches (asynchronously) the plan this step calls for, or returns None: a rescue plan
   from the real latent after a deferred rejection, a late plan-ahead ``lead`` steps before the
   queue end, or a plan-ahead from the predicted latent after a new plan was adopted.
-  ``dev_params``: (plan-ahead, rescue) parameters already on their devices."""
-  _, ahead_dev, rescue_dev = _devices()
-  ahead_params, rescue_params = dev_params
+  ``dev_params``: ((plan-ahead parameters, device), (rescue parameters, device))."""
+  (ahead_params, ahead_dev), (rescue_params, rescue_dev) = dev_params
   lead, E = runtime.ahead_lead, ex.spec.effective_exec_len
   from_real = (state, info.z_real, jnp.asarray(action), ahead_key)  # rescue / late plan inputs
   if rescue:
@@ -127,6 +126,7 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
   ahead_params = jax.device_put(params, ahead_dev) if runtime.plan_ahead else None
   rescue_params = (jax.device_put(params, rescue_dev)
                    if runtime.plan_ahead and ex.spec.on_reject == 'defer' else None)
+  dev_params = ((ahead_params, ahead_dev), (rescue_params, rescue_dev))
   put = _committed
   obs, done, t, ret = env.reset(seed=seed), False, 0, 0.0
   state, empty, pending = put(sp.init_state(ex)), put(sp.no_ready(ex)), None
@@ -159,7 +159,7 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
       params = params._replace(corrector=online_state.params)
       step_params = put(params)
     rescue = runtime.plan_ahead and bool(info.deferred)
-    launched = _launch_next_plan(ex, runtime, (ahead_params, rescue_params), state, info,
+    launched = _launch_next_plan(ex, runtime, dev_params, state, info,
                                  action, jax.random.fold_in(step_key, 1), rescue, task)
     if launched is not None:
       pending, ahead_calls = launched, ahead_calls + 1
@@ -173,7 +173,7 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
     ret, t = ret + reward, t + 1
     if runtime.period_ms > 0:
       time.sleep(max(0.0, runtime.period_ms / 1e3 - (time.perf_counter() - start)))
-  return dict(ret=ret, planner_calls=int(state.planner_calls), corrections=int(state.corrections),
+  return dict(seed=seed, ret=ret, planner_calls=int(state.planner_calls), corrections=int(state.corrections),
               fallbacks=int(state.fallbacks), nonfinite=int(state.nonfinite),
               adopted=int(state.adopted), deferred=int(state.deferred),
               ahead_calls=ahead_calls, ready_offered=offered, end_offered=end_offered,
@@ -256,7 +256,7 @@ def evaluate_mode(ex: sp.Executor, params: sp.ExecParams, env, tau: float, episo
               online_updates=int(ostate.updates) if ostate is not None else 0,
               tau=float(tau), tau_q=float(tau_q), exec_len=ex.spec.effective_exec_len,
               horizon=ex.planner.horizon, episodes=episodes, returns=returns,
-              seeds=list(range(seed, seed + episodes)), return_mean=float(np.mean(returns)),
+              seeds=[e['seed'] for e in eps], return_mean=float(np.mean(returns)),
               return_std=float(np.std(returns)), planner_calls=mean('planner_calls'),
               ahead_calls=mean('ahead_calls'), adopted=mean('adopted'),
               ready_accept=(sum(e['adopted'] for e in eps) /
@@ -479,7 +479,7 @@ def read_rows(path: str) -> List[Dict[str, Any]]:
           row[k] = v
       row['returns'] = [float(x) for x in r['returns_per_seed'].split()]
       seeds = r.get('seeds_per_episode') or ''   # blank or absent in older files
-      row['seeds'] = [int(x) for x in seeds.split()] if seeds else None
+      row['seeds'] = [int(float(x)) for x in seeds.split()] if seeds else None
       row.pop('seeds_per_episode', None)
       row['exec_len'], row['horizon'] = int(row['exec_len']), int(row['horizon'])
       row.setdefault('gate', 'norm')  # files written before gates existed
@@ -514,6 +514,7 @@ def _seed_set(path: str, reference_horizon: int):
   base = next((r for r in rows.values() if r['mode'] == 'baseline'), None)
   if base is None:
     raise ValueError(f'no baseline with horizon {reference_horizon} in {path}')
+  check_same_seeds([(f"{path} ({r['mode']})", r['seeds']) for r in rows.values()])
   short = [k for k, r in rows.items() if len(r['returns']) != len(base['returns'])]
   if short:
     raise ValueError(f'{path}: rows {short} have another episode count than the baseline '

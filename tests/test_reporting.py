@@ -210,14 +210,31 @@ def test_episode_seeds_are_recorded_and_checked_when_files_are_merged(tmp_path):
     evaluation.compare_agents([[a], [other]], ['x', 'y'], str(tmp_path / 'c'))
   rows, _ = evaluation.compare_agents([[a], [old]], ['x', 'y'], str(tmp_path / 'c'))
   assert rows[0]['seeds'] == [300, 301] and rows[1]['seeds'] is None
+  # Two training seeds per arm: checked slot by slot (slot 1 differs here), not only slot 0.
+  with pytest.raises(ValueError, match='not paired'):
+    evaluation.compare_agents([[a, other], [a, a]], ['x', 'y'], str(tmp_path / 'c'))
+  rows, _ = evaluation.compare_agents([[a, other], [a, other]], ['x', 'y'], str(tmp_path / 'c'))
+  assert rows[1]['seeds'] == [300, 301, 302, 303]
   # Passes merged on the same seeds; another seed set is refused.
   merged, _ = evaluation.combine([a, a], str(tmp_path / 'm'), 6)
   assert merged[0]['seeds'] == [300, 301]
   with pytest.raises(ValueError, match='not paired'):
     evaluation.combine([a, other], str(tmp_path / 'm'), 6)
+  second_pass = file('s', [_row('transformer', [1, 2], 9, seeds=[302, 303])])  # no baseline
+  with pytest.raises(ValueError, match='not paired'):
+    evaluation.combine([a, second_pass], str(tmp_path / 'm'), 6)
+  merged, _ = evaluation.combine([a, old], str(tmp_path / 'm'), 6)   # old file: not checked
+  assert [r['seeds'] for r in merged] == [[300, 301], [300, 301]]
   # Pooled seed sets: seeds concatenated; sets sharing a seed are refused.
   pooled, _ = evaluation.pool([a, other], str(tmp_path / 'p'), 6)
   assert pooled[0]['seeds'] == [300, 301, 302, 303]
   overlap = file('v', [_row('baseline', [1, 2], 500, seeds=[301, 302])])
   with pytest.raises(ValueError, match='share episode seeds'):
     evaluation.pool([a, overlap], str(tmp_path / 'p'), 6)
+  pooled, _ = evaluation.pool([a, file('o2', [_row('baseline', [5, 6], 500)]), other],
+                              str(tmp_path / 'p'), 6)   # one set without seeds: none pooled
+  assert pooled[0]['seeds'] is None and len(pooled[0]['returns']) == 6
+  mixed = file('x', [_row('baseline', [1, 2], 500, seeds=[310, 311]),
+                     _row('mlp', [1, 2], 9, seeds=[300, 301])])   # rows of one file disagree
+  with pytest.raises(ValueError, match='not paired'):
+    evaluation.pool([mixed, other], str(tmp_path / 'p'), 6)
