@@ -470,7 +470,11 @@ def read_rows(path: str) -> List[Dict[str, Any]]:
   import csv
   rows = []
   with open(path, newline='') as f:
-    for r in csv.DictReader(f):
+    reader = csv.DictReader(f)
+    missing = {'mode', 'horizon', 'exec_len', 'returns_per_seed'} - set(reader.fieldnames or ())
+    if missing:
+      raise ValueError(f'{path} is not an evaluation file (no column {sorted(missing)})')
+    for r in reader:
       row = {}
       for k, v in r.items():
         try:

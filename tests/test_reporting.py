@@ -196,6 +196,10 @@ def test_episode_seeds_are_recorded_and_checked_when_files_are_merged(tmp_path):
   back = evaluation.read_rows(a)
   assert [r['seeds'] for r in back] == [[300, 301], [300, 301]]
   old = file('old', [_row('baseline', [10, 20], 500)])           # no seeds recorded
+  with open(tmp_path / 'bad.csv', 'w') as f:
+    f.write('mode,horizon\nbaseline,3\n')
+  with pytest.raises(ValueError, match=r"not an evaluation file .*'exec_len', 'returns_per_seed'"):
+    evaluation.read_rows(str(tmp_path / 'bad.csv'))
   assert evaluation.read_rows(old)[0]['seeds'] is None
   other = file('o', [_row('baseline', [11, 19], 500, seeds=[302, 303])])
   # Agents compared slot by slot: same seeds pass (and are written), other seeds are refused,
