@@ -39,6 +39,9 @@ survive. Both pairs are re-run from scratch with the same commands (10k, the exp
 export_10k, then resumed to 30k as above), seed 1 first, seed 2 after; each 30k export evaluated
 on seeds 300..309 and reported whatever it gives; if time allows the re-run 10k exports are
 evaluated too, as a check that the 10k results reproduce.
+Declared in session 14 after both 30k evaluations, with the time left for 10k only: a third
+training seed pair, `--config.seed=3`, 10k agent steps (workdirs runs/cp_mjx_{plain,spec3}_s3),
+evaluated on seeds 300..309 and reported beside the 10k table whatever it gives.
 """
 from spec_jax import builders
 
