@@ -173,8 +173,8 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
     ret, t = ret + reward, t + 1
     if runtime.period_ms > 0:
       time.sleep(max(0.0, runtime.period_ms / 1e3 - (time.perf_counter() - start)))
-  return dict(seed=seed, ret=ret, planner_calls=int(state.planner_calls), corrections=int(state.corrections),
-              fallbacks=int(state.fallbacks), nonfinite=int(state.nonfinite),
+  return dict(seed=seed, ret=ret, planner_calls=int(state.planner_calls),
+              corrections=int(state.corrections), fallbacks=int(state.fallbacks), nonfinite=int(state.nonfinite),
               adopted=int(state.adopted), deferred=int(state.deferred),
               ahead_calls=ahead_calls, ready_offered=offered, end_offered=end_offered,
               end_adopted=end_adopted,
@@ -306,6 +306,13 @@ def check_same_seeds(named: Sequence[Tuple[str, Optional[Sequence[int]]]]) -> No
     if seeds != known[0][1]:
       raise ValueError(f'{name} was evaluated on seeds {seeds}, {known[0][0]} on '
                        f'{known[0][1]}: not paired')
+
+
+def _joined_seeds(rows: Sequence[Dict[str, Any]]) -> Optional[List[int]]:
+  """The episode seeds of rows whose episodes are concatenated (None if any row lacks them)."""
+  if any(r['seeds'] is None for r in rows):
+    return None
+  return [x for r in rows for x in r['seeds']]
 
 
 def write_outputs(rows: List[Dict[str, Any]], workdir: str, name: str = 'evaluation',
@@ -553,8 +560,7 @@ def pool(paths: Sequence[str], workdir: str, reference_horizon: int, title: str 
                                  'horizon', 'fallback_planner', 'on_reject', 'ahead_lead')
            if k in first}
     row.update(returns=[x for r in group for x in r['returns']], episodes=int(n.sum()),
-               seeds=(None if any(r['seeds'] is None for r in group)
-                      else [x for r in group for x in r['seeds']]))
+               seeds=_joined_seeds(group))
     for k in POOLED_MEANS + POOLED_SUMS:
       vals = np.array([r[k] if isinstance(r.get(k), float) else np.nan for r in group])
       ok = np.isfinite(vals)
@@ -646,8 +652,7 @@ def compare_agents(arms: Sequence[Sequence[str]], labels: Sequence[str], workdir
   for slot in range(len(arms[0])):
     check_same_seeds([(paths[slot], arm[slot]['seeds']) for paths, arm in zip(arms, bases)])
   rows = [dict(agent=label, evaluations=len(arm), returns=sum((b['returns'] for b in arm), []),
-               seeds=(None if any(b['seeds'] is None for b in arm)
-                      else sum((b['seeds'] for b in arm), [])))
+               seeds=_joined_seeds(arm))
           for label, arm in zip(labels, bases)]
   groups = np.repeat(np.arange(len(arms[0])), [len(b['returns']) for b in bases[0]])
   ref = rows[0]['returns']
