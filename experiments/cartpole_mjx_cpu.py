@@ -42,6 +42,11 @@ evaluated too, as a check that the 10k results reproduce.
 Declared in session 14 after both 30k evaluations, with the time left for 10k only: a third
 training seed pair, `--config.seed=3`, 10k agent steps (workdirs runs/cp_mjx_{plain,spec3}_s3),
 evaluated on seeds 300..309 and reported beside the 10k table whatever it gives.
+Session 15, declared before the runs and after only the 10k evaluation of the seed-3 pair: the
+seed-3 pair (its 10k checkpoints survived) resumed to 30k exactly as the seed-1 and seed-2
+pairs were (same flags plus `--config.seed=3`), each 30k export evaluated on seeds 300..309
+(workdirs runs/cp_mjx_{plain,spec3}_s3_30k_eval) and reported beside the 30k table, pooled
+over the three seeds, whatever it gives.
 """
 from spec_jax import builders
 
