@@ -10,9 +10,12 @@ graphs). Median ms per plan call after warm-up/compile, the two planners' calls 
 GFLOP per plan call counted from the layer shapes (``planner.plan_flops``: the official
 planner recomputes z0's share of the first dynamics/reward layer for every sample and re-rolls
 the policy-prior trajectories in every iteration, spec_jax does each once per plan) and the
-GFLOP/s each achieves.
+GFLOP/s each achieves. With ``--bfloat16 1`` (default) a third planner is interleaved:
+spec_jax with bfloat16 matrix products (float32 accumulation; ``PlannerConfig.matmul_dtype``),
+a deliberate deviation from the official float32 arithmetic, reported on its own row.
 """
 import argparse
+import dataclasses
 import statistics
 import sys
 import time
@@ -36,19 +39,19 @@ def _official_cfg(size, obs_dim, action_dim):
   return cfg
 
 
-def _median_ms_paired(fn_a, fn_b, repeats):
-  """Median ms per call of fn_a and of fn_b, after one warm-up call each, with the calls
-  alternated (a, b, a, b, ...) so that both see the same host load: this machine's plan time
-  drifts by 10-15% over minutes, more than the difference being measured."""
-  fn_a(0)
-  fn_b(0)
-  times_a, times_b = [], []
+def _median_ms_interleaved(fns, repeats):
+  """Median ms per call of each fn, after one warm-up call each, with the calls interleaved
+  (a, b, c, a, b, c, ...) so that all see the same host load: this machine's plan time drifts
+  by 10-15% over minutes, more than the difference being measured."""
+  for fn in fns:
+    fn(0)
+  times = [[] for _ in fns]
   for i in range(repeats):
-    for fn, times in ((fn_a, times_a), (fn_b, times_b)):
+    for fn, ts in zip(fns, times):
       t = time.perf_counter()
       fn(i + 1)
-      times.append(1e3 * (time.perf_counter() - t))
-  return statistics.median(times_a), statistics.median(times_b)
+      ts.append(1e3 * (time.perf_counter() - t))
+  return [statistics.median(ts) for ts in times]
 
 
 def main():
@@ -57,6 +60,9 @@ def main():
   p.add_argument('--sizes', type=int, nargs='+', default=(1, 5))
   p.add_argument('--repeats', type=int, default=10)
   p.add_argument('--threads', type=int, default=0, help='torch threads (0: torch default)')
+  p.add_argument('--bfloat16', type=int, default=1, choices=(0, 1),
+                 help="1: also time spec_jax with PlannerConfig.matmul_dtype='bfloat16' "
+                      '(interleaved in the same loop; the official planner stays float32)')
   args = p.parse_args()
   sys.path.insert(0, args.tdmpc2_src)
   import torch
@@ -93,14 +99,18 @@ def main():
     state = planner.init_state(pcfg, 21)
     jobs = jnp.asarray(obs.numpy()[0])
 
-    def run_jax(i):
-      jax.block_until_ready(planner.plan(model, params, pcfg, state, jobs, jax.random.PRNGKey(i),
-                                         False)[0].action)
+    def jax_runner(cfg):
+      return lambda i: jax.block_until_ready(planner.plan(
+          model, params, cfg, state, jobs, jax.random.PRNGKey(i), False)[0].action)
 
-    ms_t, ms_j = _median_ms_paired(run_official, run_jax, args.repeats)
+    cfgs = [pcfg] + [dataclasses.replace(pcfg, matmul_dtype='bfloat16')] * args.bfloat16
+    ms_t, *ms_js = _median_ms_interleaved([run_official] + [jax_runner(c) for c in cfgs],
+                                          args.repeats)
     gf_t, gf_j = (planner.plan_flops(mcfg, pcfg, official=o) / 1e9 for o in (True, False))
-    print(f'| {size}M | {gf_t:.1f} | {gf_j:.1f} | {ms_t:.1f} | {ms_j:.1f} | {1e3 * gf_t / ms_t:.0f} '
-          f'| {1e3 * gf_j / ms_j:.0f} | {ms_t / ms_j:.2f} |', flush=True)
+    for c, ms_j in zip(cfgs, ms_js):
+      name = f'{size}M' + (' (spec_jax bfloat16 products)' if c.matmul_dtype != 'float32' else '')
+      print(f'| {name} | {gf_t:.1f} | {gf_j:.1f} | {ms_t:.1f} | {ms_j:.1f} | '
+            f'{1e3 * gf_t / ms_t:.0f} | {1e3 * gf_j / ms_j:.0f} | {ms_t / ms_j:.2f} |', flush=True)
 
 
 if __name__ == '__main__':

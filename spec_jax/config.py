@@ -104,7 +104,12 @@ class PlannerConfig:
   """MPPI settings. ``temperature`` here is only the default; plan() takes it traced.
   ``init_std``: the std the first MPPI iteration samples with (None: ``max_std``, as the
   official planner); a small value makes a cheap plan a local search around its warm start
-  (e.g. a fallback planner refining a ready plan from the real latent)."""
+  (e.g. a fallback planner refining a ready plan from the real latent).
+  ``matmul_dtype``: 'float32' (the official arithmetic) or 'bfloat16': the matrix products of
+  the sampled roll-outs and values round their operands to bfloat16 and accumulate in float32
+  (about 2x faster products on CPUs with AVX512-BF16 and on GPUs/TPUs); the encoder, the
+  chosen plan's latents and every elementwise operation stay float32. A deliberate deviation
+  from the official planner, off by default."""
   horizon: int = 3
   iterations: int = 6
   num_samples: int = 512
@@ -115,6 +120,7 @@ class PlannerConfig:
   temperature: float = 0.5
   discount: float = 0.99
   init_std: Optional[float] = None
+  matmul_dtype: str = 'float32'
 
   def __post_init__(self):
     _require(self.horizon >= 1, f'horizon must be >= 1, got {self.horizon}')
@@ -127,6 +133,8 @@ class PlannerConfig:
     _require(self.init_std is None or self.min_std <= self.init_std <= self.max_std,
              f'init_std ({self.init_std}) must be None or in [min_std, max_std] = '
              f'[{self.min_std}, {self.max_std}]')
+    _require(self.matmul_dtype in ('float32', 'bfloat16'),
+             f"matmul_dtype must be 'float32' or 'bfloat16', got {self.matmul_dtype!r}")
     _require(self.temperature > 0, f'temperature must be > 0, got {self.temperature}')
     _require(0 < self.discount <= 1, f'discount must be in (0, 1], got {self.discount}')
 

@@ -315,9 +315,20 @@ def _z0_shares(model, params, z0, task):
           model.latent_share(params, 'reward', z0, **tk))
 
 
+def _sampling_model(model, cfg: config_lib.PlannerConfig):
+  """The model the sampled roll-outs and values run on: ``model`` with the matrix products in
+  ``cfg.matmul_dtype`` (float32: ``model`` itself; duck-typed test models: unchanged)."""
+  if cfg.matmul_dtype == 'float32' or not hasattr(model, 'with_matmul_dtype'):
+    return model
+  return model.with_matmul_dtype(cfg.matmul_dtype)
+
+
 def _plan_core(model, params, cfg, state, z0, noise, t0, eval_mode, temperature, shift,
                task=None):
-  """MPPI from latent z0 [Z] with explicit draws: the shared body of every plan entry point."""
+  """MPPI from latent z0 [Z] with explicit draws: the shared body of every plan entry point.
+  The chosen plan's latents are rolled out with ``model`` itself (float32), the samples with
+  ``_sampling_model``."""
+  exact_model, model = model, _sampling_model(model, cfg)
   noise = jax.tree_util.tree_map(jnp.asarray, noise)
   temperature = jnp.asarray(cfg.temperature if temperature is None else temperature, jnp.float32)
   H, N, P, A, E = (cfg.horizon, cfg.num_samples, cfg.num_pi_trajs, model.cfg.action_dim,
@@ -355,7 +366,7 @@ def _plan_core(model, params, cfg, state, z0, noise, t0, eval_mode, temperature,
     first = first + std[0] * noise.act
   first = jnp.clip(first, -1.0, 1.0)
   chosen = chosen.at[0].set(first)
-  latents = rollout_latents(model, params, z0, chosen, task)
+  latents = rollout_latents(exact_model, params, z0, chosen, task)
   result = PlanResult(action=first, actions=chosen, latents=latents, mean=mean, std=std,
                       value=elite_value[idx])
   return result, PlannerState(prev_mean=mean)

@@ -30,28 +30,60 @@ _weight_init = nn.initializers.normal(stddev=0.02)
 _LN_EPS = 1e-5  # torch.nn.LayerNorm default
 
 
+MATMUL_DTYPES = ('float32', 'bfloat16')
+
+
+def _check_matmul_dtype(dtype: Optional[str]) -> None:
+  if dtype is not None and dtype not in MATMUL_DTYPES:
+    raise ValueError(f'matmul_dtype must be None or one of {MATMUL_DTYPES}, got {dtype!r}')
+
+
+def _f32_accumulating_dot(lhs, rhs, dimension_numbers, precision=None, **kwargs):
+  """lax.dot_general returning float32 (low-precision operands, float32 accumulation)."""
+  return jax.lax.dot_general(lhs, rhs, dimension_numbers, precision=precision,
+                             preferred_element_type=jnp.float32, **kwargs)
+
+
+def matmul(x: jax.Array, w: jax.Array, dtype: Optional[str] = None) -> jax.Array:
+  """x @ w, with both operands rounded to ``dtype`` (None / 'float32': exact float32) and the
+  products accumulated and returned in float32."""
+  if dtype in (None, 'float32'):
+    return x @ w
+  return _f32_accumulating_dot(x.astype(dtype), w.astype(dtype), (((x.ndim - 1,), (0,)), ((), ())))
+
+
 class MLP(nn.Module):
   """TD-MPC2 MLP block. Dropout (first layer) is active only when a 'dropout' rng is given.
   ``first_done=True``: ``x`` is already the first layer's pre-activation (x @ W_0 + b_0,
-  computed by the caller, e.g. split into a shared and a per-sample share)."""
+  computed by the caller, e.g. split into a shared and a per-sample share).
+  ``matmul_dtype``: None (float32, the official arithmetic) or 'bfloat16': every Dense rounds
+  its input, kernel and bias to bfloat16 and accumulates in float32; LayerNorm, Mish, SimNorm
+  and the output stay float32. Parameters are float32 either way."""
   hidden: Sequence[int]
   out: int
   simnorm_out: bool = False
   simnorm_dim: int = 8
   dropout: float = 0.0
   zero_out: bool = False
+  matmul_dtype: Optional[str] = None
+
+  def _dense(self, width: int, name: str, kernel_init=_weight_init) -> nn.Dense:
+    if self.matmul_dtype in (None, 'float32'):
+      return nn.Dense(width, kernel_init=kernel_init, name=name)
+    return nn.Dense(width, kernel_init=kernel_init, name=name, dtype=jnp.dtype(self.matmul_dtype),
+                    dot_general=_f32_accumulating_dot)
 
   @nn.compact
   def __call__(self, x: jax.Array, first_done: bool = False) -> jax.Array:
     train = self.has_rng('dropout')
     for i, width in enumerate(self.hidden):
       if not (i == 0 and first_done):
-        x = nn.Dense(width, kernel_init=_weight_init, name=f'dense_{i}')(x)
+        x = self._dense(width, f'dense_{i}')(x)
       if i == 0 and self.dropout > 0:
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
-      x = numerics.mish(nn.LayerNorm(epsilon=_LN_EPS, name=f'ln_{i}')(x))
+      x = numerics.mish(nn.LayerNorm(epsilon=_LN_EPS, name=f'ln_{i}')(x.astype(jnp.float32)))
     kernel_init = nn.initializers.zeros if self.zero_out else _weight_init
-    x = nn.Dense(self.out, kernel_init=kernel_init, name='dense_out')(x)
+    x = self._dense(self.out, 'dense_out', kernel_init)(x).astype(jnp.float32)
     if self.simnorm_out:
       x = numerics.simnorm(nn.LayerNorm(epsilon=_LN_EPS, name='ln_out')(x), self.simnorm_dim)
     return x
@@ -71,38 +103,50 @@ def _check_last(x: jax.Array, size: int, what: str) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class WorldModel:
-  """Pure-function world model; hashable, so it can be a static jit argument."""
+  """Pure-function world model; hashable, so it can be a static jit argument.
+  ``matmul_dtype``: None (float32) or 'bfloat16' for the matrix products of every head (see
+  ``MLP``; the planner sets it from ``PlannerConfig.matmul_dtype``); parameters stay float32."""
   cfg: config_lib.ModelConfig
+  matmul_dtype: Optional[str] = None
+
+  def __post_init__(self):
+    _check_matmul_dtype(self.matmul_dtype)
+
+  def with_matmul_dtype(self, dtype: Optional[str]) -> 'WorldModel':
+    """This model with its heads' matrix products in ``dtype`` (same parameters)."""
+    return dataclasses.replace(self, matmul_dtype=None if dtype == 'float32' else dtype)
 
   # ---- modules -------------------------------------------------------------------------
   @property
   def encoder_net(self) -> MLP:
     c = self.cfg
     return MLP(hidden=(c.enc_dim,) * max(c.num_enc_layers - 1, 1), out=c.latent_dim,
-               simnorm_out=True, simnorm_dim=c.simnorm_dim)
+               simnorm_out=True, simnorm_dim=c.simnorm_dim, matmul_dtype=self.matmul_dtype)
 
   @property
   def dynamics_net(self) -> MLP:
     c = self.cfg
     return MLP(hidden=(c.mlp_dim,) * 2, out=c.latent_dim, simnorm_out=True,
-               simnorm_dim=c.simnorm_dim)
+               simnorm_dim=c.simnorm_dim, matmul_dtype=self.matmul_dtype)
 
   @property
   def reward_net(self) -> MLP:
-    return MLP(hidden=(self.cfg.mlp_dim,) * 2, out=self.cfg.num_bins, zero_out=True)
+    return MLP(hidden=(self.cfg.mlp_dim,) * 2, out=self.cfg.num_bins, zero_out=True,
+               matmul_dtype=self.matmul_dtype)
 
   @property
   def pi_net(self) -> MLP:
-    return MLP(hidden=(self.cfg.mlp_dim,) * 2, out=2 * self.cfg.action_dim)
+    return MLP(hidden=(self.cfg.mlp_dim,) * 2, out=2 * self.cfg.action_dim,
+               matmul_dtype=self.matmul_dtype)
 
   @property
   def termination_net(self) -> MLP:
-    return MLP(hidden=(self.cfg.mlp_dim,) * 2, out=1)
+    return MLP(hidden=(self.cfg.mlp_dim,) * 2, out=1, matmul_dtype=self.matmul_dtype)
 
   @property
   def q_net(self) -> MLP:
     return MLP(hidden=(self.cfg.mlp_dim,) * 2, out=self.cfg.num_bins,
-               dropout=self.cfg.dropout, zero_out=True)
+               dropout=self.cfg.dropout, zero_out=True, matmul_dtype=self.matmul_dtype)
 
   # ---- init ----------------------------------------------------------------------------
   def init(self, key: jax.Array) -> Params:
@@ -187,11 +231,15 @@ class WorldModel:
     latent that many action samples share (the planner's z0), instead of once per sample."""
     zin = self._z_in(z, self.task_emb(params, task))
     first = params[head]['dense_0']
-    return zin @ first['kernel'][:-self.cfg.action_dim] + first['bias']
+    bias = first['bias']
+    if self.matmul_dtype not in (None, 'float32'):   # rounded as nn.Dense rounds it
+      bias = bias.astype(self.matmul_dtype).astype(jnp.float32)
+    return matmul(zin, first['kernel'][:-self.cfg.action_dim], self.matmul_dtype) + bias
 
   def _from_share(self, params: Params, head: str, net: MLP, share: jax.Array, a: jax.Array):
     _check_last(a, self.cfg.action_dim, 'action a')
-    pre = share + a @ params[head]['dense_0']['kernel'][-self.cfg.action_dim:]
+    pre = share + matmul(a, params[head]['dense_0']['kernel'][-self.cfg.action_dim:],
+                         self.matmul_dtype)
     return net.apply({'params': params[head]}, pre, first_done=True)
 
   def next_from_share(self, params: Params, share: jax.Array, a: jax.Array) -> jax.Array:

@@ -373,3 +373,26 @@ def test_value_of_two_row_groups_equals_the_value_of_all_rows(small_agent, episo
   assert float(parts[0].disc) == pytest.approx(SMALL.discount ** SMALL.horizon)
   if episodic:
     assert 0 < float(parts[0].done.sum()) < P and 0 < float(parts[1].done.sum()) < N - P
+
+
+def test_bfloat16_planner_samples_with_bfloat16_products_and_rolls_out_its_plan_in_float32(
+    small_agent):
+  wm, params = small_agent
+  fast_cfg = dataclasses.replace(SMALL, matmul_dtype='bfloat16')
+  z0 = wm.encode(params, jnp.sin(jnp.arange(OBS, dtype=jnp.float32)))
+  st, key = planner.init_state(SMALL, ACT), jax.random.PRNGKey(3)
+  plan = lambda model, cfg: planner.plan_from_latent(model, params, cfg, st, z0, key, True,
+                                                     True)[0]
+  got = plan(wm, fast_cfg)
+  # The same samples, elites and choice as planning with a bfloat16 model ...
+  ref = plan(wm.with_matmul_dtype('bfloat16'), SMALL)
+  for field in ('action', 'actions', 'mean', 'std', 'value'):
+    np.testing.assert_allclose(getattr(got, field), getattr(ref, field), atol=1e-6)
+  # ... but the chosen plan's latents (the verifier's predictions) from the float32 model.
+  np.testing.assert_allclose(got.latents, planner.rollout_latents(wm, params, z0, got.actions),
+                             atol=1e-6)
+  assert not np.allclose(got.latents, ref.latents, atol=1e-5)
+  exact = plan(wm, SMALL)
+  assert abs(float(exact.value) - float(got.value)) > 1e-5   # the setting reaches the samples
+  with pytest.raises(ValueError, match='matmul_dtype'):
+    config.PlannerConfig(matmul_dtype='float16')

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from spec_jax import config
+from spec_jax import numerics
 from spec_jax import world_model
 
 OBS, ACT = 11, 4
@@ -152,3 +153,48 @@ def test_bad_inputs_give_clear_errors(small):
     config.model_config(7, OBS, ACT)
   with pytest.raises(ValueError, match='simnorm_dim'):
     config.ModelConfig(obs_dim=3, action_dim=2, latent_dim=30)
+
+
+def _bf16(x):
+  """x rounded to bfloat16, back in float32."""
+  return jnp.asarray(x, jnp.bfloat16).astype(jnp.float32)
+
+
+def _torch_layer_norm(x, p):
+  mu = x.mean(-1, keepdims=True)
+  var = jnp.square(x - mu).mean(-1, keepdims=True)
+  return (x - mu) / jnp.sqrt(var + 1e-5) * p['scale'] + p['bias']
+
+
+def test_bfloat16_matmuls_round_operands_and_accumulate_in_float32():
+  wm = world_model.WorldModel(config.model_config(1, OBS, ACT, latent_dim=32, mlp_dim=48,
+                                                  enc_dim=48))
+  pi = wm.init(jax.random.PRNGKey(0))['pi']
+  keys = iter(jax.random.split(jax.random.PRNGKey(1), 16))
+  pi = jax.tree_util.tree_map(lambda x: x + 0.1 * jax.random.normal(next(keys), x.shape), pi)
+  z = jax.random.normal(jax.random.PRNGKey(2), (5, 32))
+  x = z   # by hand: operands of every product rounded, LayerNorm and Mish in float32
+  for i in (0, 1):
+    dense = pi[f'dense_{i}']
+    x = _bf16(x) @ _bf16(dense['kernel']) + _bf16(dense['bias'])
+    x = numerics.mish(_torch_layer_norm(x, pi[f'ln_{i}']))
+  want = _bf16(x) @ _bf16(pi['dense_out']['kernel']) + _bf16(pi['dense_out']['bias'])
+  got = wm.with_matmul_dtype('bfloat16').pi_net.apply({'params': pi}, z)
+  assert got.dtype == jnp.float32
+  np.testing.assert_allclose(got, want, atol=3e-5)
+  exact = wm.pi_net.apply({'params': pi}, z)
+  assert np.abs(np.asarray(exact - want)).max() > 3e-4   # the rounding shows at this tolerance
+  # The planner's z0 share of the first dynamics layer, rounded the same way.
+  dyn = dict(wm.init(jax.random.PRNGKey(3))['dynamics'])
+  dyn['dense_0'] = jax.tree_util.tree_map(lambda x: x + 0.1 * jax.random.normal(next(keys), x.shape),
+                                          dyn['dense_0'])
+  a = jax.random.uniform(jax.random.PRNGKey(4), (5, ACT), minval=-1, maxval=1)
+  first = dyn['dense_0']
+  want = (_bf16(jnp.concatenate([z, a], -1)) @ _bf16(first['kernel']) + _bf16(first['bias']))
+  fast = wm.with_matmul_dtype('bfloat16')
+  share = fast.latent_share({'dynamics': dyn}, 'dynamics', z)
+  got = share + world_model.matmul(a, first['kernel'][-ACT:], 'bfloat16')
+  np.testing.assert_allclose(got, want, atol=3e-5)
+  assert wm.with_matmul_dtype('float32') == wm and wm.matmul_dtype is None
+  with pytest.raises(ValueError, match='matmul_dtype'):
+    world_model.WorldModel(wm.cfg, matmul_dtype='float16')

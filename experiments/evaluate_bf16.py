@@ -1,0 +1,26 @@
+"""bfloat16 matrix products in the planner (issue 11.5, PlannerConfig.matmul_dtype): does
+planning with them cost return? Replan every step (the exported planner), the same episodes
+with float32 products (`--config.base_planner.matmul_dtype=float32`) and with bfloat16 ones
+(this config's default), paired by seed (launch/compare_agents.py).
+
+Declared before any run (this docstring is committed first): the shipped walker-run,
+cheetah-run and walker-walk agents, FRESH seeds 240..249 (never used by any evaluation of these
+agents), 10 paired episodes per agent, in that order (walker-walk only if time allows), both
+arms reported whatever they give:
+
+  python launch/evaluate.py --config experiments/evaluate_bf16.py \\
+      --config.base_planner.matmul_dtype=float32 --export agents/walker-run --workdir runs/bf16_wr_f32
+  python launch/evaluate.py --config experiments/evaluate_bf16.py \\
+      --export agents/walker-run --workdir runs/bf16_wr_bf16
+  python launch/compare_agents.py --labels float32,bfloat16 \\
+      --inputs runs/bf16_wr_f32/evaluation.csv,runs/bf16_wr_bf16/evaluation.csv \\
+      --workdir results/issue11/bf16_planner/walker_run
+"""
+from spec_jax import builders
+
+
+def get_config():
+  c = builders.config_module(__file__, 'evaluate_baseline.py').get_config()
+  c.seed = 240
+  c.base_planner.matmul_dtype = 'bfloat16'
+  return c
