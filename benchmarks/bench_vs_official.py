@@ -23,7 +23,6 @@ import types
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 
 def _official_cfg(size, obs_dim, action_dim):
