@@ -10,9 +10,11 @@ graphs). Median ms per plan call after warm-up/compile, the two planners' calls 
 GFLOP per plan call counted from the layer shapes (``planner.plan_flops``: the official
 planner recomputes z0's share of the first dynamics/reward layer for every sample and re-rolls
 the policy-prior trajectories in every iteration, spec_jax does each once per plan) and the
-GFLOP/s each achieves. With ``--bfloat16 1`` (default) a third planner is interleaved:
-spec_jax with bfloat16 matrix products (float32 accumulation; ``PlannerConfig.matmul_dtype``),
-a deliberate deviation from the official float32 arithmetic, reported on its own row.
+GFLOP/s each achieves. With ``--bfloat16 1`` (default) two more planners are interleaved:
+spec_jax with bfloat16 matrix products (float32 accumulation; ``PlannerConfig.matmul_dtype``,
+a deliberate deviation from the official float32 arithmetic) and the official planner under
+``torch.autocast('cpu', dtype=torch.bfloat16)``; rows: float32 vs float32, spec_jax bfloat16 vs
+official float32, bfloat16 vs bfloat16.
 """
 import argparse
 import dataclasses
@@ -60,8 +62,8 @@ def main():
   p.add_argument('--repeats', type=int, default=10)
   p.add_argument('--threads', type=int, default=0, help='torch threads (0: torch default)')
   p.add_argument('--bfloat16', type=int, default=1, choices=(0, 1),
-                 help="1: also time spec_jax with PlannerConfig.matmul_dtype='bfloat16' "
-                      '(interleaved in the same loop; the official planner stays float32)')
+                 help="1: also time spec_jax with PlannerConfig.matmul_dtype='bfloat16' and the "
+                      'official planner under torch.autocast(bfloat16), interleaved in the same loop')
   args = p.parse_args()
   sys.path.insert(0, args.tdmpc2_src)
   import torch
@@ -86,9 +88,11 @@ def main():
     agent._prev_mean = torch.zeros(cfg.horizon, cfg.action_dim)
     obs = torch.randn(1, 67)
 
-    def run_official(i):
-      with torch.no_grad():
-        agent._plan(obs, t0=False, eval_mode=False)
+    def official_runner(bf16):
+      def run(i):
+        with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
+          agent._plan(obs, t0=False, eval_mode=False)
+      return run
 
     sd = {k: v.detach().numpy() for k, v in wm.state_dict().items()
           if isinstance(v, torch.Tensor) and v.device.type != 'meta'}
@@ -102,14 +106,19 @@ def main():
       return lambda i: jax.block_until_ready(planner.plan(
           model, params, cfg, state, jobs, jax.random.PRNGKey(i), False)[0].action)
 
-    cfgs = [pcfg] + [dataclasses.replace(pcfg, matmul_dtype='bfloat16')] * args.bfloat16
-    ms_t, *ms_js = _median_ms_interleaved([run_official] + [jax_runner(c) for c in cfgs],
-                                          args.repeats)
+    fns = [official_runner(False), jax_runner(pcfg)]
+    if args.bfloat16:
+      fns += [official_runner(True), jax_runner(dataclasses.replace(pcfg, matmul_dtype='bfloat16'))]
+    ms = _median_ms_interleaved(fns, args.repeats)
     gf_t, gf_j = (planner.plan_flops(mcfg, pcfg, official=o) / 1e9 for o in (True, False))
-    for c, ms_j in zip(cfgs, ms_js):
-      name = f'{size}M' + (' (spec_jax bfloat16 products)' if c.matmul_dtype != 'float32' else '')
-      print(f'| {name} | {gf_t:.1f} | {gf_j:.1f} | {ms_t:.1f} | {ms_j:.1f} | '
-            f'{1e3 * gf_t / ms_t:.0f} | {1e3 * gf_j / ms_j:.0f} | {ms_t / ms_j:.2f} |', flush=True)
+    rows = [('', 0, 1)]
+    if args.bfloat16:   # (label, official timing, spec_jax timing)
+      rows += [(', spec_jax bfloat16 vs official float32', 0, 3),
+               (', both bfloat16 (official: torch.autocast)', 2, 3)]
+    for label, i, j in rows:
+      print(f'| {size}M{label} | {gf_t:.1f} | {gf_j:.1f} | {ms[i]:.1f} | {ms[j]:.1f} | '
+            f'{1e3 * gf_t / ms[i]:.0f} | {1e3 * gf_j / ms[j]:.0f} | {ms[i] / ms[j]:.2f} |',
+            flush=True)
 
 
 if __name__ == '__main__':
