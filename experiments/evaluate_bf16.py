@@ -15,6 +15,12 @@ arms reported whatever they give:
   python launch/compare_agents.py --labels float32,bfloat16 \\
       --inputs runs/bf16_wr_f32/evaluation.csv,runs/bf16_wr_bf16/evaluation.csv \\
       --workdir results/issue11/bf16_planner/walker_run
+
+Declared after the three pairs above (all three bfloat16 point estimates 3-4% lower, no CI
+excluding 1) and before any further run: a replication on walker-run with 20 more paired
+episodes, FRESH seeds 250..269 (`--config.seed=250 --config.episodes=20`, workdirs
+runs/bf16_wr2_{f32,bf16}), compared alone and pooled with seeds 240..249
+(results/issue11/bf16_planner/walker-run_rep, walker-run_pooled30), reported whatever it gives.
 """
 from spec_jax import builders
 
