@@ -81,9 +81,9 @@ class MLP(nn.Module):
         x = self._dense(width, f'dense_{i}')(x)
       if i == 0 and self.dropout > 0:
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
-      x = numerics.mish(nn.LayerNorm(epsilon=_LN_EPS, name=f'ln_{i}')(x.astype(jnp.float32)))
+      x = numerics.mish(nn.LayerNorm(epsilon=_LN_EPS, name=f'ln_{i}')(x))
     kernel_init = nn.initializers.zeros if self.zero_out else _weight_init
-    x = self._dense(self.out, 'dense_out', kernel_init)(x).astype(jnp.float32)
+    x = self._dense(self.out, 'dense_out', kernel_init)(x)
     if self.simnorm_out:
       x = numerics.simnorm(nn.LayerNorm(epsilon=_LN_EPS, name='ln_out')(x), self.simnorm_dim)
     return x
