@@ -29,6 +29,7 @@ def main():
   p.add_argument('--seed', type=int, default=900)
   args = p.parse_args()
   model, params, pcfg, meta = checkpoint.load_agent(args.export)
+  pcfg = dataclasses.replace(pcfg, matmul_dtype='float32')   # whatever the export says
   extra = meta['extra']
   env = envs.make(envs.export_backend(extra, ''), extra['task'], need=envs.HOST,
                   action_repeat=extra['action_repeat'], episode_length=extra['episode_length'])
@@ -64,7 +65,7 @@ def main():
 def _elite_overlap(model, params, pcfg, fast, states):
   """Per state (z0, plan mean [H, A]): the share of the float32 top-E sequences that are also
   bfloat16's top-E, and the median value error relative to the values' spread."""
-  sampling = planner._sampling_model(model, fast)
+  _, sampling = planner.exact_and_sampling_models(model, fast)
   H, N, A = pcfg.horizon, pcfg.num_samples, model.cfg.action_dim
   overlap, rel_err = [], []
   for t, (z0, mean) in enumerate(states):

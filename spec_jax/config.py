@@ -107,7 +107,8 @@ class PlannerConfig:
   (e.g. a fallback planner refining a ready plan from the real latent).
   ``matmul_dtype``: 'float32' (the official arithmetic) or 'bfloat16': the matrix products of
   the sampled roll-outs and values round their operands to bfloat16 and accumulate in float32
-  (about 2x faster products on CPUs with AVX512-BF16 and on GPUs/TPUs); the encoder, the
+  (faster where the hardware multiplies bfloat16 natively: CPUs with AVX512-BF16 or AMX,
+  GPUs, TPUs; possibly slower on CPUs without it); the encoder, the
   chosen plan's latents and every elementwise operation stay float32. A deliberate deviation
   from the official planner, off by default."""
   horizon: int = 3

@@ -287,7 +287,7 @@ def plan_with_noise(model: wm_lib.WorldModel, params, cfg: config_lib.PlannerCon
   ``task`` (obs zero-padded to obs_dim): sampled actions, mean and std are masked to the task's
   action dimensions as in the official planner, and the task's discount is used."""
   _check_plan_inputs(model, cfg, obs, state)
-  z0 = model.encode(params, obs, **task_kwargs(task))
+  z0 = exact_and_sampling_models(model, cfg)[0].encode(params, obs, **task_kwargs(task))
   return _plan_core(model, params, cfg, state, z0, noise, t0, eval_mode, temperature, shift, task)
 
 
@@ -315,20 +315,22 @@ def _z0_shares(model, params, z0, task):
           model.latent_share(params, 'reward', z0, **tk))
 
 
-def _sampling_model(model, cfg: config_lib.PlannerConfig):
-  """The model the sampled roll-outs and values run on: ``model`` with the matrix products in
-  ``cfg.matmul_dtype`` (float32: ``model`` itself; duck-typed test models: unchanged)."""
-  if cfg.matmul_dtype == 'float32' or not hasattr(model, 'with_matmul_dtype'):
-    return model
-  return model.with_matmul_dtype(cfg.matmul_dtype)
+def exact_and_sampling_models(model, cfg: config_lib.PlannerConfig):
+  """(exact, sampling): ``model`` with float32 products (the encoder and the chosen plan's
+  latents) and with ``cfg.matmul_dtype`` products (the sampled roll-outs and values). The
+  config is the only source: a model passed in with another matmul_dtype is reset. Duck-typed
+  models without ``with_matmul_dtype`` are returned as they are."""
+  if not hasattr(model, 'with_matmul_dtype'):
+    return model, model
+  return model.with_matmul_dtype(None), model.with_matmul_dtype(cfg.matmul_dtype)
 
 
 def _plan_core(model, params, cfg, state, z0, noise, t0, eval_mode, temperature, shift,
                task=None):
   """MPPI from latent z0 [Z] with explicit draws: the shared body of every plan entry point.
-  The chosen plan's latents are rolled out with ``model`` itself (float32), the samples with
-  ``_sampling_model``."""
-  exact_model, model = model, _sampling_model(model, cfg)
+  The chosen plan's latents are rolled out in float32, the samples with ``cfg.matmul_dtype``
+  products (``exact_and_sampling_models``)."""
+  exact_model, model = exact_and_sampling_models(model, cfg)
   noise = jax.tree_util.tree_map(jnp.asarray, noise)
   temperature = jnp.asarray(cfg.temperature if temperature is None else temperature, jnp.float32)
   H, N, P, A, E = (cfg.horizon, cfg.num_samples, cfg.num_pi_trajs, model.cfg.action_dim,

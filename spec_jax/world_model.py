@@ -111,10 +111,12 @@ class WorldModel:
 
   def __post_init__(self):
     _check_matmul_dtype(self.matmul_dtype)
+    if self.matmul_dtype == 'float32':   # one spelling of float32, so equal models hash equal
+      object.__setattr__(self, 'matmul_dtype', None)
 
   def with_matmul_dtype(self, dtype: Optional[str]) -> 'WorldModel':
     """This model with its heads' matrix products in ``dtype`` (same parameters)."""
-    return dataclasses.replace(self, matmul_dtype=None if dtype == 'float32' else dtype)
+    return dataclasses.replace(self, matmul_dtype=dtype)
 
   # ---- modules -------------------------------------------------------------------------
   @property

@@ -90,9 +90,10 @@ def test_target_qs_and_export(golden, converted, tmp_path):
   model, p, target = converted
   np.testing.assert_array_equal(target['dense_out']['kernel'],
                                 np.swapaxes(sd['_target_Qs_params.2.weight'], -1, -2))
-  out = checkpoint.export_agent(str(tmp_path / 'exp'), model.cfg, p, config.PlannerConfig())
-  model2, p2, _, _ = checkpoint.load_agent(out)
-  assert model2 == model
+  pcfg = config.PlannerConfig(matmul_dtype='bfloat16')   # a non-default field round-trips
+  out = checkpoint.export_agent(str(tmp_path / 'exp'), model.cfg, p, pcfg)
+  model2, p2, pcfg2, _ = checkpoint.load_agent(out)
+  assert model2 == model and pcfg2 == pcfg
   np.testing.assert_array_equal(p2['encoder']['dense_0']['kernel'], p['encoder']['dense_0']['kernel'])
 
 

@@ -166,35 +166,57 @@ def _torch_layer_norm(x, p):
   return (x - mu) / jnp.sqrt(var + 1e-5) * p['scale'] + p['bias']
 
 
+def _bf16_mlp_by_hand(p, x, simnorm_dim=None):
+  """A TD-MPC2 MLP with the operands of every product rounded to bfloat16 (float32 sums),
+  LayerNorm, Mish and SimNorm in float32: dense_i -> ln_i -> Mish, then dense_out (-> ln_out ->
+  SimNorm)."""
+  hidden = sorted(k for k in p if k.startswith('dense_') and k != 'dense_out')
+  for name in hidden:
+    i = name.split('_')[1]
+    x = _bf16(x) @ _bf16(p[name]['kernel']) + _bf16(p[name]['bias'])
+    x = numerics.mish(_torch_layer_norm(x, p[f'ln_{i}']))
+  x = _bf16(x) @ _bf16(p['dense_out']['kernel']) + _bf16(p['dense_out']['bias'])
+  if simnorm_dim is not None:
+    x = numerics.simnorm(_torch_layer_norm(x, p['ln_out']), simnorm_dim)
+  return x
+
+
 def test_bfloat16_matmuls_round_operands_and_accumulate_in_float32():
   wm = world_model.WorldModel(config.model_config(1, OBS, ACT, latent_dim=32, mlp_dim=48,
-                                                  enc_dim=48))
-  pi = wm.init(jax.random.PRNGKey(0))['pi']
-  keys = iter(jax.random.split(jax.random.PRNGKey(1), 16))
-  pi = jax.tree_util.tree_map(lambda x: x + 0.1 * jax.random.normal(next(keys), x.shape), pi)
-  z = jax.random.normal(jax.random.PRNGKey(2), (5, 32))
-  x = z   # by hand: operands of every product rounded, LayerNorm and Mish in float32
-  for i in (0, 1):
-    dense = pi[f'dense_{i}']
-    x = _bf16(x) @ _bf16(dense['kernel']) + _bf16(dense['bias'])
-    x = numerics.mish(_torch_layer_norm(x, pi[f'ln_{i}']))
-  want = _bf16(x) @ _bf16(pi['dense_out']['kernel']) + _bf16(pi['dense_out']['bias'])
-  got = wm.with_matmul_dtype('bfloat16').pi_net.apply({'params': pi}, z)
-  assert got.dtype == jnp.float32
-  np.testing.assert_allclose(got, want, atol=3e-5)
-  exact = wm.pi_net.apply({'params': pi}, z)
-  assert np.abs(np.asarray(exact - want)).max() > 3e-4   # the rounding shows at this tolerance
-  # The planner's z0 share of the first dynamics layer, rounded the same way.
-  dyn = dict(wm.init(jax.random.PRNGKey(3))['dynamics'])
-  dyn['dense_0'] = jax.tree_util.tree_map(lambda x: x + 0.1 * jax.random.normal(next(keys), x.shape),
-                                          dyn['dense_0'])
-  a = jax.random.uniform(jax.random.PRNGKey(4), (5, ACT), minval=-1, maxval=1)
-  first = dyn['dense_0']
-  want = (_bf16(jnp.concatenate([z, a], -1)) @ _bf16(first['kernel']) + _bf16(first['bias']))
+                                                  enc_dim=48, episodic=True))
   fast = wm.with_matmul_dtype('bfloat16')
-  share = fast.latent_share({'dynamics': dyn}, 'dynamics', z)
-  got = share + world_model.matmul(a, first['kernel'][-ACT:], 'bfloat16')
-  np.testing.assert_allclose(got, want, atol=3e-5)
+  keys = iter(jax.random.split(jax.random.PRNGKey(1), 64))
+  jitter = lambda tree: jax.tree_util.tree_map(
+      lambda x: x + 0.1 * jax.random.normal(next(keys), x.shape), tree)  # non-zero biases too
+  params = jitter(wm.init(jax.random.PRNGKey(0)))
+  z = jax.random.normal(jax.random.PRNGKey(2), (5, 32))
+  a = jax.random.uniform(jax.random.PRNGKey(4), (5, ACT), minval=-1, maxval=1)
+  za, obs = jnp.concatenate([z, a], -1), jax.random.normal(jax.random.PRNGKey(3), (5, OBS))
+  q0 = jax.tree_util.tree_map(lambda x: x[0], params['Qs'])
+  heads = {   # name: (the bfloat16 model's output, input, params, SimNorm group)
+      'encoder': (fast.encode(params, obs), obs, params['encoder'], 8),
+      'dynamics': (fast.next(params, z, a), za, params['dynamics'], 8),
+      'reward': (fast.reward_logits(params, z, a), za, params['reward'], None),
+      'pi': (fast.pi_net.apply({'params': params['pi']}, z), z, params['pi'], None),
+      'q': (fast.q_logits(params['Qs'], z, a)[0], za, q0, None),
+      'termination': (fast.termination_net.apply({'params': params['termination']}, z), z,
+                      params['termination'], None)}
+  for name, (got, x, p, simnorm_dim) in heads.items():
+    assert got.dtype == jnp.float32, name
+    np.testing.assert_allclose(got, _bf16_mlp_by_hand(p, x, simnorm_dim), atol=3e-5,
+                               err_msg=name)
+  # The rounding shows at this tolerance (the float32 head against the hand-worked one).
+  assert np.abs(np.asarray(wm.pi_net.apply({'params': params['pi']}, z) -
+                           heads['pi'][0])).max() > 3e-4
+  # The planner's split first layer (z0's share + the actions' share) rounds like the layer.
+  z0 = jnp.broadcast_to(z[0], z.shape)
+  np.testing.assert_allclose(
+      fast.next_from_share(params, fast.latent_share(params, 'dynamics', z[0]), a),
+      fast.next(params, z0, a), atol=3e-5)
+  np.testing.assert_allclose(
+      fast.reward_from_share(params, fast.latent_share(params, 'reward', z[0]), a),
+      fast.reward(params, z0, a), rtol=1e-4, atol=1e-4)
   assert wm.with_matmul_dtype('float32') == wm and wm.matmul_dtype is None
+  assert world_model.WorldModel(wm.cfg, matmul_dtype='float32') == wm
   with pytest.raises(ValueError, match='matmul_dtype'):
     world_model.WorldModel(wm.cfg, matmul_dtype='float16')
