@@ -21,6 +21,10 @@ excluding 1) and before any further run: a replication on walker-run with 20 mor
 episodes, FRESH seeds 250..269 (`--config.seed=250 --config.episodes=20`, workdirs
 runs/bf16_wr2_{f32,bf16}), compared alone and pooled with seeds 240..249
 (results/issue11/bf16_planner/walker-run_rep, walker-run_pooled30), reported whatever it gives.
+Declared after that replication (walker-run pooled 1.00 [0.97, 1.03]) and before any further
+run: the same 20-episode replication on cheetah-run (seeds 250..269, workdirs
+runs/bf16_cr2_{f32,bf16}; results/issue11/bf16_planner/cheetah-run_rep), if the session's time
+allows, reported whatever it gives.
 """
 from spec_jax import builders
 
