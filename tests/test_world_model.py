@@ -185,37 +185,49 @@ def test_bfloat16_matmuls_round_operands_and_accumulate_in_float32():
   wm = world_model.WorldModel(config.model_config(1, OBS, ACT, latent_dim=32, mlp_dim=48,
                                                   enc_dim=48, episodic=True))
   fast = wm.with_matmul_dtype('bfloat16')
-  keys = iter(jax.random.split(jax.random.PRNGKey(1), 64))
-  jitter = lambda tree: jax.tree_util.tree_map(
-      lambda x: x + 0.1 * jax.random.normal(next(keys), x.shape), tree)  # non-zero biases too
-  params = jitter(wm.init(jax.random.PRNGKey(0)))
+
+  @jax.jit
+  def make_params(key):   # random weights AND biases (TD-MPC2 initialises biases to 0)
+    init = wm.init(key)
+    leaves, tree = jax.tree_util.tree_flatten(init)
+    keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
+    return jax.tree_util.tree_unflatten(
+        tree, [x + 0.1 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)])
+
+  params = make_params(jax.random.PRNGKey(0))
   z = jax.random.normal(jax.random.PRNGKey(2), (5, 32))
   a = jax.random.uniform(jax.random.PRNGKey(4), (5, ACT), minval=-1, maxval=1)
-  za, obs = jnp.concatenate([z, a], -1), jax.random.normal(jax.random.PRNGKey(3), (5, OBS))
-  q0 = jax.tree_util.tree_map(lambda x: x[0], params['Qs'])
-  heads = {   # name: (the bfloat16 model's output, input, params, SimNorm group)
-      'encoder': (fast.encode(params, obs), obs, params['encoder'], 8),
-      'dynamics': (fast.next(params, z, a), za, params['dynamics'], 8),
-      'reward': (fast.reward_logits(params, z, a), za, params['reward'], None),
-      'pi': (fast.pi_net.apply({'params': params['pi']}, z), z, params['pi'], None),
-      'q': (fast.q_logits(params['Qs'], z, a)[0], za, q0, None),
-      'termination': (fast.termination_net.apply({'params': params['termination']}, z), z,
-                      params['termination'], None)}
-  for name, (got, x, p, simnorm_dim) in heads.items():
+  obs = jax.random.normal(jax.random.PRNGKey(3), (5, OBS))
+
+  @jax.jit
+  def outputs(params):
+    za, z0 = jnp.concatenate([z, a], -1), jnp.broadcast_to(z[0], z.shape)
+    q0 = jax.tree_util.tree_map(lambda x: x[0], params['Qs'])
+    heads = {   # name: (the bfloat16 model's output, input, params, SimNorm group)
+        'encoder': (fast.encode(params, obs), obs, params['encoder'], 8),
+        'dynamics': (fast.next(params, z, a), za, params['dynamics'], 8),
+        'reward': (fast.reward_logits(params, z, a), za, params['reward'], None),
+        'pi': (fast.pi_net.apply({'params': params['pi']}, z), z, params['pi'], None),
+        'q': (fast.q_logits(params['Qs'], z, a)[0], za, q0, None),
+        'termination': (fast.termination_net.apply({'params': params['termination']}, z), z,
+                        params['termination'], None)}
+    pairs = {name: (got, _bf16_mlp_by_hand(p, x, g)) for name, (got, x, p, g) in heads.items()}
+    # The planner's split first layer (z0's share + the actions' share) vs the full layer.
+    pairs['dynamics from shares'] = (
+        fast.next_from_share(params, fast.latent_share(params, 'dynamics', z[0]), a),
+        fast.next(params, z0, a))
+    pairs['reward from shares'] = (
+        fast.reward_from_share(params, fast.latent_share(params, 'reward', z[0]), a),
+        fast.reward(params, z0, a))
+    return pairs, wm.pi_net.apply({'params': params['pi']}, z)
+
+  pairs, exact_pi = outputs(params)
+  for name, (got, want) in pairs.items():
     assert got.dtype == jnp.float32, name
-    np.testing.assert_allclose(got, _bf16_mlp_by_hand(p, x, simnorm_dim), atol=3e-5,
+    np.testing.assert_allclose(got, want, rtol=1e-4 if 'reward' in name else 0, atol=3e-5,
                                err_msg=name)
   # The rounding shows at this tolerance (the float32 head against the hand-worked one).
-  assert np.abs(np.asarray(wm.pi_net.apply({'params': params['pi']}, z) -
-                           heads['pi'][0])).max() > 3e-4
-  # The planner's split first layer (z0's share + the actions' share) rounds like the layer.
-  z0 = jnp.broadcast_to(z[0], z.shape)
-  np.testing.assert_allclose(
-      fast.next_from_share(params, fast.latent_share(params, 'dynamics', z[0]), a),
-      fast.next(params, z0, a), atol=3e-5)
-  np.testing.assert_allclose(
-      fast.reward_from_share(params, fast.latent_share(params, 'reward', z[0]), a),
-      fast.reward(params, z0, a), rtol=1e-4, atol=1e-4)
+  assert np.abs(np.asarray(exact_pi - pairs['pi'][1])).max() > 3e-4
   assert wm.with_matmul_dtype('float32') == wm and wm.matmul_dtype is None
   assert world_model.WorldModel(wm.cfg, matmul_dtype='float32') == wm
   with pytest.raises(ValueError, match='matmul_dtype'):
