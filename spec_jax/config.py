@@ -17,6 +17,9 @@ MODEL_SIZES: Dict[int, Dict[str, int]] = {
 }
 
 
+MATMUL_DTYPES = ('float32', 'bfloat16')   # PlannerConfig.matmul_dtype / WorldModel.matmul_dtype
+
+
 def _require(cond: bool, msg: str) -> None:
   if not cond:
     raise ValueError(msg)
@@ -134,8 +137,8 @@ class PlannerConfig:
     _require(self.init_std is None or self.min_std <= self.init_std <= self.max_std,
              f'init_std ({self.init_std}) must be None or in [min_std, max_std] = '
              f'[{self.min_std}, {self.max_std}]')
-    _require(self.matmul_dtype in ('float32', 'bfloat16'),
-             f"matmul_dtype must be 'float32' or 'bfloat16', got {self.matmul_dtype!r}")
+    _require(self.matmul_dtype in MATMUL_DTYPES,
+             f'matmul_dtype must be one of {MATMUL_DTYPES}, got {self.matmul_dtype!r}')
     _require(self.temperature > 0, f'temperature must be > 0, got {self.temperature}')
     _require(0 < self.discount <= 1, f'discount must be in (0, 1], got {self.discount}')
 

@@ -174,7 +174,8 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
     if runtime.period_ms > 0:
       time.sleep(max(0.0, runtime.period_ms / 1e3 - (time.perf_counter() - start)))
   return dict(seed=seed, ret=ret, planner_calls=int(state.planner_calls),
-              corrections=int(state.corrections), fallbacks=int(state.fallbacks), nonfinite=int(state.nonfinite),
+              corrections=int(state.corrections), fallbacks=int(state.fallbacks),
+              nonfinite=int(state.nonfinite),
               adopted=int(state.adopted), deferred=int(state.deferred),
               ahead_calls=ahead_calls, ready_offered=offered, end_offered=end_offered,
               end_adopted=end_adopted,

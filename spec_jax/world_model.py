@@ -30,12 +30,15 @@ _weight_init = nn.initializers.normal(stddev=0.02)
 _LN_EPS = 1e-5  # torch.nn.LayerNorm default
 
 
-MATMUL_DTYPES = ('float32', 'bfloat16')
-
-
 def _check_matmul_dtype(dtype: Optional[str]) -> None:
-  if dtype is not None and dtype not in MATMUL_DTYPES:
-    raise ValueError(f'matmul_dtype must be None or one of {MATMUL_DTYPES}, got {dtype!r}')
+  if dtype is not None and dtype not in config_lib.MATMUL_DTYPES:
+    raise ValueError(f'matmul_dtype must be None or one of {config_lib.MATMUL_DTYPES}, '
+                     f'got {dtype!r}')
+
+
+def _rounds(dtype: Optional[str]) -> bool:
+  """True if ``dtype`` asks for low-precision products (None and 'float32' do not)."""
+  return dtype not in (None, 'float32')
 
 
 def _f32_accumulating_dot(lhs, rhs, dimension_numbers, precision=None, **kwargs):
@@ -47,7 +50,7 @@ def _f32_accumulating_dot(lhs, rhs, dimension_numbers, precision=None, **kwargs)
 def matmul(x: jax.Array, w: jax.Array, dtype: Optional[str] = None) -> jax.Array:
   """x @ w, with both operands rounded to ``dtype`` (None / 'float32': exact float32) and the
   products accumulated and returned in float32."""
-  if dtype in (None, 'float32'):
+  if not _rounds(dtype):
     return x @ w
   return _f32_accumulating_dot(x.astype(dtype), w.astype(dtype), (((x.ndim - 1,), (0,)), ((), ())))
 
@@ -68,7 +71,7 @@ class MLP(nn.Module):
   matmul_dtype: Optional[str] = None
 
   def _dense(self, width: int, name: str, kernel_init=_weight_init) -> nn.Dense:
-    if self.matmul_dtype in (None, 'float32'):
+    if not _rounds(self.matmul_dtype):
       return nn.Dense(width, kernel_init=kernel_init, name=name)
     return nn.Dense(width, kernel_init=kernel_init, name=name, dtype=jnp.dtype(self.matmul_dtype),
                     dot_general=_f32_accumulating_dot)
@@ -234,7 +237,7 @@ class WorldModel:
     zin = self._z_in(z, self.task_emb(params, task))
     first = params[head]['dense_0']
     bias = first['bias']
-    if self.matmul_dtype not in (None, 'float32'):   # rounded as nn.Dense rounds it
+    if _rounds(self.matmul_dtype):   # rounded as nn.Dense rounds it
       bias = bias.astype(self.matmul_dtype).astype(jnp.float32)
     return matmul(zin, first['kernel'][:-self.cfg.action_dim], self.matmul_dtype) + bias
 
