@@ -47,6 +47,13 @@ seed-3 pair (its 10k checkpoints survived) resumed to 30k exactly as the seed-1 
 pairs were (same flags plus `--config.seed=3`), each 30k export evaluated on seeds 300..309
 (workdirs runs/cp_mjx_{plain,spec3}_s3_30k_eval) and reported beside the 30k table, pooled
 over the three seeds, whatever it gives.
+Session 16, declared before the runs and after all results above: two more training-seed
+pairs, `--config.seed=4` then `--config.seed=5` (workdirs runs/cp_mjx_{plain,spec3}_s{4,5}),
+each exactly as seed 3: 10k (export kept as export_10k, evaluated on seeds 300..309), then
+resumed to 30k with `--config.steps=30000 --config.wall_minutes=90` and evaluated again on
+seeds 300..309; both arms of a pair side by side on the two cores. Reported beside the
+10k / 30k tables and pooled over all seeds that reach 30k within the session, whatever it
+gives (seed 5 only if it finishes).
 """
 from spec_jax import builders
 
