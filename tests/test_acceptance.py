@@ -116,3 +116,98 @@ def test_grid_learned_gate_taus_are_probabilities():
                               plan_ahead=True)], quantiles=None, baseline=False)
   assert pts == [evaluation.Point('mlp', 3, 0.3, pts[0].tau_q, 'learned', True)]
   assert np.isnan(pts[0].tau_q)
+
+
+def test_features_by_hand():
+  # Z = 2, A = 1, H = 4. token [z_real | z_hat | z_real - z_hat | a_spec] = [1 2 | 3 4 | 5 6 | 7]
+  # -> features [z_real - z_hat, a_spec, d, k / H] = [5, 6, 7, 0.3, 1 / 4].
+  head = acc.AcceptanceHead(2, 1, horizon=4, hidden=(4,))
+  tok = jnp.arange(1.0, 8.0)
+  np.testing.assert_allclose(head.features(tok, 0.3, 1), [5, 6, 7, 0.3, 0.25], rtol=1e-6)
+  batch = head.features(jnp.stack([tok, -tok]), jnp.array([0.3, 0.9]), jnp.array([1, 3]))
+  np.testing.assert_allclose(batch, [[5, 6, 7, 0.3, 0.25], [-5, -6, -7, 0.9, 0.75]], rtol=1e-6)
+  assert head.feature_dim == 5
+
+
+def test_scores_by_hand():
+  # A zero-weight head with output bias log 3 gives p = sigmoid(log 3) = 3 / 4 everywhere.
+  # y = (1, 0, 1, 1): accuracy at p > 0.5 (all predicted reject) 3/4; Brier
+  # (3 * 0.25^2 + 0.75^2) / 4 = 0.1875; AUC of all-tied scores 0.5. With bias -log 3 (p = 1/4):
+  # all predicted accept, accuracy 1/4, Brier (3 * 0.75^2 + 0.25^2) / 4 = 0.4375.
+  data = acc.Labelled(jnp.zeros((4, 12)), jnp.zeros(4), jnp.ones(4), jnp.array([1.0, 0, 1, 1]))
+  s = acc.scores(*_head_with_bias(np.log(3.0)), data)
+  assert s == pytest.approx(dict(accuracy=0.75, brier=0.1875, auc=0.5, positive_rate=0.75),
+                            abs=1e-6)
+  s = acc.scores(*_head_with_bias(-np.log(3.0)), data)
+  assert (s['accuracy'], s['brier']) == pytest.approx((0.25, 0.4375), abs=1e-6)
+
+
+def test_training_raises_p_reject_on_rejected_steps_and_keeps_the_best_validation_chunk(
+    monkeypatch):
+  # Every training label is reject = 1: fitting raises p_reject above the untrained ~0.5.
+  data = _labelled(jax.random.PRNGKey(0), 64)._replace(reject=jnp.ones(64))
+  head = acc.AcceptanceHead(3, 3, horizon=3, hidden=(8,))
+  params, m = acc.train(head, data, data, jax.random.PRNGKey(1), steps=200, batch_size=32,
+                        lr=0.05, chunk=100)
+  assert float(jnp.mean(head.p_reject(params, data.token, data.d, data.k))) > 0.7
+  assert m['best_step'] == 200          # no validation set: the last chunk is kept
+  # With a validation set the chunk of lowest validation BCE is kept: scripted BCEs 0.5, 0.3,
+  # 0.4 for chunks 1..3 (100 steps each) -> step 200, val_bce 0.3.
+  val = data._replace(d=data.d + 0.0)
+  script, real = iter([0.5, 0.3, 0.4]), acc._bce
+  monkeypatch.setattr(acc, '_bce', lambda h, p, d: next(script) if d is val else real(h, p, d))
+  _, m = acc.train(head, data, data, jax.random.PRNGKey(1), steps=300, batch_size=32, lr=0.05,
+                   val_set=val, chunk=100)
+  assert (m['best_step'], m['val_bce']) == (200, 0.3)
+
+
+def _const_corrector(c):
+  """A corrector whose correction is the constant delta = tanh(bias) = c (every other leaf 0)."""
+  cor = correctors.Corrector(correctors.CorrectorConfig('mlp', hidden=8, history=2), 2, 2)
+  p = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype),
+                             jax.eval_shape(cor.init, jax.random.PRNGKey(0)))
+  p['GatedHead_0']['delta_out']['bias'] = jnp.full((2,), np.arctanh(c), jnp.float32)
+  return cor, p
+
+
+def _dataset(a_spec, a_teacher, episode, z=2):
+  n, a = np.shape(a_spec)
+  zeros = jnp.zeros((n, z))
+  return distill.Dataset(zeros, zeros, jnp.asarray(a_spec, jnp.float32),
+                         jnp.asarray(a_teacher, jnp.float32), jnp.zeros(n),
+                         jnp.zeros((n, 2, 3 * z + a)), jnp.ones((n, 2), bool),
+                         jnp.ones((n,), jnp.int32), jnp.asarray(episode, jnp.int32))
+
+
+def test_label_error_is_of_the_executed_corrected_action():
+  # delta = 0.2. Row 1: a_spec (0, 0), teacher (0.2, 0.2): corrected error 0, uncorrected
+  # sqrt(0.08). Row 2: a_spec (0.5, 0.5) -> (0.7, 0.7), teacher (0.1, 0.4): sqrt(0.6^2 + 0.3^2)
+  # = sqrt(0.45); uncorrected sqrt(0.4^2 + 0.1^2) = sqrt(0.17). Row 3: a_spec (0.9, -0.9) ->
+  # clip(1.1, -0.7) = (1, -0.7) = the teacher: 0; uncorrected sqrt(0.1^2 + 0.2^2) = sqrt(0.05).
+  cor, p = _const_corrector(0.2)
+  data = _dataset([[0, 0], [0.5, 0.5], [0.9, -0.9]], [[0.2, 0.2], [0.1, 0.4], [1.0, -0.7]],
+                  [0, 0, 0])
+  np.testing.assert_allclose(distill.executed_action_errors(cor, p, data),
+                             [0, np.sqrt(0.45), 0], atol=1e-6)
+  np.testing.assert_allclose(distill.executed_action_errors(None, None, data),
+                             np.sqrt([0.08, 0.17, 0.05]), atol=1e-6)
+
+
+def test_train_acceptance_labels_the_held_out_set_with_the_training_eps(monkeypatch):
+  # 5 episodes; uncorrected errors |a_teacher - a_spec|: 0.1, 0.2, 0.3, 0.4 in episodes 0-3,
+  # 1, 2, 3, 4 in episode 4. The split is scripted: the last episode is held out (episode 4
+  # for the test set, then episode 3 for validation). Default eps: the median of the training
+  # episodes 0-3, (0.2 + 0.3) / 2 = 0.25 (the held-out median would be 2.5, all 20 errors'
+  # 0.3); held-out labels all 1 -> positive rate 1 (with its own median: 0.5).
+  err = np.concatenate([np.tile([0.1, 0.2, 0.3, 0.4], 4), [1.0, 2.0, 3.0, 4.0]])
+  data = _dataset(np.zeros((20, 1)), err[:, None], np.repeat(np.arange(5), 4))
+
+  def last_episode_out(d, holdout, key):
+    out = np.asarray(d.episode) == int(np.max(np.asarray(d.episode)))
+    take = lambda mask: jax.tree_util.tree_map(lambda x: x[np.flatnonzero(mask)], d)
+    return take(~out), take(out)
+
+  monkeypatch.setattr(distill, 'split', last_episode_out)
+  head = acc.AcceptanceHead(2, 1, horizon=3, hidden=(4,))
+  _, m = distill.train_acceptance(head, None, None, data, jax.random.PRNGKey(0), 0.2, steps=100)
+  assert m['eps'] == pytest.approx(0.25) and m['positive_rate'] == 1.0

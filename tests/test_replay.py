@@ -109,3 +109,54 @@ def test_small_buffer_falls_back_to_replacement():
   t = np.asarray(b.obs[:, :, 0])
   np.testing.assert_array_equal(np.diff(t, axis=0), 1.0)
   assert t.max() <= 11 and len(np.unique(t[0])) == 9
+
+
+def test_sampled_action_and_reward_belong_to_the_window_record_of_their_stream():
+  # Record t of stream e: obs 100 e + t, action 100 e + t + 0.25, reward 100 e + t + 0.5 (the
+  # action taken at obs_t and the reward it earned), so obs[:-1] + 0.25 / + 0.5 must reappear as
+  # action / reward of the same column: another record (t + 1) or stream shows up as an offset.
+  T, E = 12, 2
+  val = jnp.arange(T, dtype=jnp.float32)[:, None] + 100.0 * jnp.arange(E)[None]   # [T, E]
+  buf = replay.add_sequence(replay.init(E, 16, 2, 1), jnp.stack([val, val], -1),
+                            (val + 0.25)[..., None], val + 0.5, jnp.zeros((T, E), jnp.int32))
+  b = replay.sample(buf, jax.random.PRNGKey(4), 8, 3)
+  o = np.asarray(b.obs[:-1, :, 0])
+  np.testing.assert_array_equal(b.action[:, :, 0], o + 0.25)
+  np.testing.assert_array_equal(b.reward, o + 0.5)
+  assert set(np.unique(o[0] // 100)) == {0, 1}
+
+
+def test_no_duplicate_windows_when_candidates_outnumber_records():
+  # 16 records of one episode in a ring of 16, windows of 2: starts 0..14 are valid (15 crosses
+  # the write head), 15 windows >= 8, so a batch of 8 holds 8 distinct windows, although the 32
+  # stratified candidates hit every record twice.
+  buf = _fill(replay.init(1, 16, 2, 1), 16, ep_len=100)
+  for i in range(20):
+    t = np.asarray(replay.sample(buf, jax.random.PRNGKey(i), 8, 2).obs[:, :, 0])
+    assert len(np.unique(t[0])) == 8 and t[0].max() <= 14, t[0]
+
+
+def test_few_valid_windows_are_drawn_with_replacement_inside_their_episode():
+  # 12 records: episodes 0..7 of one record each, then episode 8 = records 8..11. Windows of 3:
+  # only starts 8 and 9 are valid (2 < batch 4), so every window is 8..10 or 9..11.
+  buf = replay.add_sequence(replay.init(1, 16, 2, 1),
+                            jnp.stack([jnp.arange(12.0)] * 2, -1)[:, None], jnp.zeros((12, 1, 1)),
+                            jnp.zeros((12, 1)), jnp.minimum(jnp.arange(12), 8)[:, None])
+  for i in range(5):
+    t = np.asarray(replay.sample(buf, jax.random.PRNGKey(i), 4, 3).obs[:, :, 0])
+    assert set(t[0]) <= {8.0, 9.0}, t[0]
+    np.testing.assert_array_equal(np.diff(t, axis=0), 1.0)
+
+
+def test_wrapped_ring_is_sampled_uniformly_when_count_is_not_a_multiple_of_capacity():
+  # Ring of 10 after 15 records of one episode: it holds records 5..14 (write head at slot 5);
+  # windows of 2 start at records 5..13: 9 windows. A batch of 4 holds 4 distinct windows of
+  # the 9, each drawn 4/9 of the time: 2000 batches -> 8000/9 = 889 draws each (sd ~22; the
+  # stratified candidates add a few % of non-uniformity, hence rtol 0.15).
+  buf = _fill(replay.init(1, 10, 2, 1), 15, ep_len=100)
+  draw = jax.jit(jax.vmap(lambda k: replay.sample(buf, k, 4, 2).obs[0, :, 0]))
+  t0 = np.asarray(draw(jax.random.split(jax.random.PRNGKey(5), 2000))).astype(int)   # [2000, 4]
+  assert (np.sort(t0, axis=1)[:, 1:] != np.sort(t0, axis=1)[:, :-1]).all()   # no duplicates
+  counts = np.bincount(t0.ravel(), minlength=15)
+  assert counts[:5].sum() == 0 and counts[14] == 0
+  np.testing.assert_allclose(counts[5:14], 8000 / 9, rtol=0.15)

@@ -242,3 +242,79 @@ def test_episode_seeds_are_recorded_and_checked_when_files_are_merged(tmp_path):
                      _row('mlp', [1, 2], 9, seeds=[300, 301])])   # rows of one file disagree
   with pytest.raises(ValueError, match='not paired'):
     evaluation.pool([mixed, other], str(tmp_path / 'p'), 6)
+
+
+def test_return_stats_hand_worked_population_std_and_strict_threshold():
+  # [2, 4, 4, 4, 5, 5, 7, 9]: mean 40 / 8 = 5; squared deviations 9+1+1+1+0+0+4+16 = 32,
+  # population std sqrt(32 / 8) = 2 (not the sample std sqrt(32 / 7) = 2.14); median
+  # (4 + 5) / 2 = 4.5; q25 at position 0.25 * 7 = 1.75 -> 4, q75 at 5.25 -> 5 + 0.25 * 2 = 5.5.
+  r = [2, 4, 4, 4, 5, 5, 7, 9]
+  s = reporting.return_stats(r, fail_below=4.0)
+  np.testing.assert_allclose([s['return_mean'], s['return_std'], s['return_median'],
+                              s['return_q25'], s['return_q75']], [5, 2, 4.5, 4, 5.5])
+  assert s['failed'] == 1                     # only 2 < 4: an episode AT the threshold is kept
+  assert reporting.return_stats(r, fail_below=4.5)['failed'] == 4   # 2, 4, 4, 4
+  assert np.isnan(reporting.return_stats(r)['failed'])             # no threshold: nan
+
+
+def test_paired_bootstrap_ci_level_on_a_known_resampling_distribution():
+  # returns [0, 0, 1] against a constant baseline [1, 1, 1]: a resample's ratio is k / 3, k the
+  # number of draws of the single 1 among 3 draws, k ~ Binomial(3, 1/3):
+  # P(k=0) = 8/27 = 29.6%, P(1) = 12/27, P(2) = 6/27, P(3) = 1/27 = 3.7%.
+  # 95% CI = 2.5th / 97.5th percentiles: 0 (29.6% > 2.5% at k=0) and 1 (3.7% > 2.5% at k=3);
+  # the 90% CI's 95th percentile falls below the top 5% -> k = 2 -> 2/3.
+  # (2000 draws: ~74 at k=3, 3 sd from both 50 and 100.)
+  p = reporting.paired_stats([0, 0, 1], [1, 1, 1])
+  assert p['ratio'] == pytest.approx(1 / 3)
+  assert p['diff_mean'] == pytest.approx(-2 / 3) and p['diff_median'] == -1   # -1, -1, 0
+  assert (p['ratio_lo'], p['ratio_hi']) == (0.0, 1.0)
+  p90 = reporting.paired_stats([0, 0, 1], [1, 1, 1], level=0.9)
+  assert p90['ratio_lo'] == 0.0 and p90['ratio_hi'] == pytest.approx(2 / 3)
+
+
+def test_clustered_bootstrap_also_resamples_episodes_within_a_cluster():
+  # One cluster holding returns [0, 1] vs baseline [1, 1]: the cluster is always drawn, its two
+  # episodes are drawn with replacement: ratios 0 (1/4), 0.5 (1/2), 1 (1/4) -> 95% CI [0, 1].
+  # Keeping the drawn cluster's episodes as they are would always give 0.5.
+  p = reporting.paired_stats([0, 1], [1, 1], groups=[7, 7])
+  assert p['ratio'] == 0.5 and (p['ratio_lo'], p['ratio_hi']) == (0.0, 1.0)
+
+
+def test_add_robust_stats_finds_the_baseline_row_wherever_it_is():
+  # Baseline second: median of [20, 40] = 30 -> fail_below 15; spec [30, 10]: 10 < 15 fails;
+  # ratio (30 + 10) / (20 + 40) = 2/3, differences 10, -30 -> mean = median = -10.
+  # A row with another episode count gets return stats but no paired stats.
+  rows = [dict(mode='spec', returns=[30, 10]), dict(mode='baseline', returns=[20, 40]),
+          dict(mode='mlp', returns=[1, 2, 3])]
+  reporting.add_robust_stats(rows)
+  assert [r['fail_below'] for r in rows] == [15.0] * 3
+  assert [r['failed'] for r in rows] == [1, 0, 3]
+  np.testing.assert_allclose([rows[0]['ratio'], rows[0]['diff_mean'], rows[0]['diff_median']],
+                             [2 / 3, -10, -10])
+  assert rows[1]['ratio'] == 1.0 and 'ratio' not in rows[2]
+  # Another key names the reference (compare-style rows); none found: no threshold, no pairing.
+  agents = [dict(agent='b', returns=[4, 4]), dict(agent='a', returns=[2, 6])]
+  reporting.add_robust_stats(agents, baseline_key=('agent', 'a'))
+  assert agents[0]['fail_below'] == 2.0 and agents[0]['ratio'] == 1.0   # 0.5 * median 4; 8/8
+  alone = [dict(mode='spec', returns=[1, 2])]
+  reporting.add_robust_stats(alone)
+  assert alone[0]['fail_below'] is None and 'ratio' not in alone[0]
+
+
+def test_tau_quantiles_with_ties_interpolation_and_non_finite_distances():
+  # Distances [0, 0, 0, 1] (+ non-finite values, dropped): np.quantile puts level q at position
+  # 3q of the sorted values, so tau(q) = 0 for q <= 2/3 and 3q - 2 above:
+  # qs[66] = 0 (position 1.98), qs[67] = 0.01, qs[83] = 0.49, qs[84] = 0.52, qs[100] = 1.
+  qs = reporting.mismatch_quantiles([0, 0, np.inf, 0, np.nan, 1, -np.inf])
+  assert len(qs) == 101 and np.all(np.isfinite(qs))
+  np.testing.assert_allclose([qs[0], qs[66], qs[67], qs[84], qs[100]], [0, 0, 0.01, 0.52, 1],
+                             atol=1e-12)
+  # tau = 0: the share AT or below 0 is the last tied level, 0.66 (not 0).
+  assert reporting.quantile_of_tau(0.0, qs) == pytest.approx(0.66)
+  # tau = 0.5 lies a third of the way from qs[83] = 0.49 to qs[84] = 0.52: 0.83 + 0.01 / 3 = 5/6.
+  assert reporting.quantile_of_tau(0.5, qs) == pytest.approx(5 / 6)
+  assert reporting.tau_from_quantile(5 / 6, qs) == pytest.approx(0.5)
+  # The maximum itself accepts every step; below the minimum none.
+  assert reporting.quantile_of_tau(1.0, qs) == 1.0 and reporting.quantile_of_tau(-0.1, qs) == 0.0
+  with pytest.raises(ValueError, match='no finite'):
+    reporting.mismatch_quantiles([np.nan, np.inf])
