@@ -164,10 +164,7 @@ def test_training_raises_p_reject_on_rejected_steps_and_keeps_the_best_validatio
 def _const_corrector(c):
   """A corrector whose correction is the constant delta = tanh(bias) = c (every other leaf 0)."""
   cor = correctors.Corrector(correctors.CorrectorConfig('mlp', hidden=8, history=2), 2, 2)
-  p = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype),
-                             jax.eval_shape(cor.init, jax.random.PRNGKey(0)))
-  p['GatedHead_0']['delta_out']['bias'] = jnp.full((2,), np.arctanh(c), jnp.float32)
-  return cor, p
+  return cor, toy.constant_correction_params(cor, c)
 
 
 def _dataset(a_spec, a_teacher, episode, z=2):

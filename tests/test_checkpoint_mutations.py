@@ -15,6 +15,7 @@ from spec_jax import checkpoint
 from spec_jax import config
 from spec_jax import correctors
 from spec_jax import world_model
+import toy
 
 PC = config.PlannerConfig(horizon=3, iterations=2, num_samples=32, num_elites=4, num_pi_trajs=4)
 
@@ -52,15 +53,9 @@ def test_checkpointer_keeps_the_newest_steps_and_restores_the_latest(tmp_path):
   ckpt.close()
 
 
-def _zeros(init):
-  """Zero parameters of the structure ``init`` builds (eval_shape: nothing is run; fast)."""
-  return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype),
-                                jax.eval_shape(init, jax.random.PRNGKey(0)))
-
-
 def _tiny_agent():
   wm = world_model.WorldModel(config.model_config(1, 2, 1, latent_dim=8, mlp_dim=8, enc_dim=8))
-  params = _zeros(wm.init)   # one leaf set to 0.1 below
+  params = toy.zero_params(wm.init)   # one leaf set to 0.1 below
   params['encoder']['dense_0']['bias'] = jnp.full((8,), 0.1)
   return wm, params
 
@@ -131,10 +126,10 @@ def test_export_round_trip_of_correctors_and_acceptance_heads(tiny_agent, tmp_pa
   # head's output bias -1.5.
   wm, params = tiny_agent
   cor = correctors.Corrector(correctors.CorrectorConfig('mlp', hidden=4, history=2), 8, 1)
-  cp = _zeros(cor.init)
+  cp = toy.zero_params(cor.init)
   cp['GatedHead_0']['delta_out']['bias'] = jnp.full((1,), 0.25)
   head = acc.AcceptanceHead(8, 1, horizon=3, hidden=(4,))
-  hp = _zeros(head.init)
+  hp = toy.zero_params(head.init)
   hp['Dense_1']['bias'] = jnp.full((1,), -1.5)
   out = checkpoint.export_with_correctors(str(tmp_path / 'e'), wm, params, PC, {'mlp': (cor, cp)},
                                           acceptance={'spec': (head, hp, {'eps': 0.5})})

@@ -1,5 +1,7 @@
 """Online adaptation: the FIFO label buffer, the update trigger, that updates move the corrector
 towards the teacher labels, and the runner collecting labels from its own replans."""
+import types
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -92,13 +94,7 @@ def test_runner_labels_its_own_replans():
 
 
 def _const(c):
-  """Corrector parameters whose correction is the constant delta = tanh(bias) = c: every leaf
-  zero except delta_out's bias (the towers then output silu(0) = 0, the fused input of delta_out
-  is 0, so only that bias gets a gradient: a one-parameter-per-action model)."""
-  p = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype),
-                             jax.eval_shape(COR.init, jax.random.PRNGKey(0)))
-  p['GatedHead_0']['delta_out']['bias'] = jnp.full((2,), np.arctanh(c), jnp.float32)
-  return p
+  return toy.constant_correction_params(COR, c)
 
 
 def _bias(p):
@@ -158,22 +154,17 @@ def test_update_samples_every_filled_slot_and_no_empty_one():
   assert np.all(moved > 0.5 * 5 * 0.01) and np.all(moved <= 5 * 0.01 + 1e-6), moved
 
 
-class _NS:
-  def __init__(self, **kw):
-    self.__dict__.update(kw)
-
-
 def test_runner_labels_only_replans_that_had_a_speculative_action_queued():
   # evaluation._label: a label needs t > 0, a replan, a finite step and 1 <= k < H (H = 3):
   # the replanned action is the teacher, info.a_spec the speculative action it replaces.
   cfg = online.OnlineConfig(capacity=4, update_every=100)
-  ex = _NS(planner=_NS(horizon=3))
+  ex = types.SimpleNamespace(planner=types.SimpleNamespace(horizon=3))
   st0 = online.init(cfg, COR, COR.init(jax.random.PRNGKey(0)))
-  state = _NS(history=jnp.full((2, F), 7.0), history_valid=jnp.array([False, True]))
+  state = types.SimpleNamespace(history=jnp.full((2, F), 7.0), history_valid=jnp.array([False, True]))
   action = np.array([0.25, -0.5], np.float32)
 
   def label(t, replanned=True, nonfinite=False, k=1):
-    info = _NS(k=jnp.int32(k), replanned=jnp.bool_(replanned), nonfinite=jnp.bool_(nonfinite),
+    info = types.SimpleNamespace(k=jnp.int32(k), replanned=jnp.bool_(replanned), nonfinite=jnp.bool_(nonfinite),
                a_spec=jnp.array([0.75, 0.125]))
     return evaluation._label(ex, st0, state, info, action, t)
 

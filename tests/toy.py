@@ -139,3 +139,19 @@ class FakeJaxEnv:
     obs = jnp.where(explode, jnp.nan, obs)
     reward = jnp.where(explode, jnp.nan, 1.0 - jnp.mean(jnp.square(obs)))
     return FakeJaxState(obs=obs, t=t, done=jnp.maximum(state.done, explode.astype(jnp.float32))), reward
+
+
+def zero_params(init):
+  """Zero parameters of the structure ``init(key)`` builds (eval_shape: nothing is run; fast)."""
+  return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype),
+                                jax.eval_shape(init, jax.random.PRNGKey(0)))
+
+
+def constant_correction_params(cor, c):
+  """Parameters of the MLP corrector ``cor`` whose correction is the constant delta =
+  tanh(bias) = c on every action dimension: every leaf zero except delta_out's bias (the towers
+  then output silu(0) = 0, so only that bias gets a gradient)."""
+  p = zero_params(cor.init)
+  bias = p['GatedHead_0']['delta_out']['bias']
+  p['GatedHead_0']['delta_out']['bias'] = jnp.full(bias.shape, np.arctanh(c), jnp.float32)
+  return p
