@@ -127,7 +127,7 @@ def test_pipelined_plan_ahead_plans_every_step_from_the_previous_real_latent():
   assert (out['planner_calls'], out['adopted'], out['ahead_calls']) == (1, 6, 7)
   assert (out['ready_offered'], out['end_offered'], out['end_adopted']) == (6, 6, 6)
   ref, _ = _by_hand(ex, xp, OBS, jax.random.PRNGKey(0), 1e9, 1)
-  np.testing.assert_allclose(np.stack(env.actions), ref, atol=1e-6)
+  np.testing.assert_allclose(np.stack(env.actions), ref, atol=1e-5)
   # Deferred rejections with E = 1 act exactly as accepting everything: a rejected plan is
   # continued (corrected) and its rescue plan has the late plan's seed, planner and key.
   ex_d, _ = _mlp_agent(exec_len=1, on_reject='defer')
@@ -135,7 +135,7 @@ def test_pipelined_plan_ahead_plans_every_step_from_the_previous_real_latent():
   d = evaluation.run_episode(ex_d, xp, env_d, jax.random.PRNGKey(0), 0, 0.0,
                              evaluation.Runtime(plan_ahead=True, ahead_lead=1))
   assert (d['planner_calls'], d['deferred'], d['adopted'], d['ahead_calls']) == (1, 6, 0, 7)
-  np.testing.assert_allclose(np.stack(env_d.actions), ref, atol=1e-6)
+  np.testing.assert_allclose(np.stack(env_d.actions), ref, atol=1e-5)
 
 
 @pytest.mark.parametrize('lead', [1, pytest.param(2, marks=pytest.mark.slow)])  # 2: -m slow

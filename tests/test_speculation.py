@@ -162,7 +162,8 @@ def test_zero_corrector_equals_speculation_without_correction(agent, kind):
   cparams = corr.init(jax.random.PRNGKey(3))  # zero-initialised output layer
   spec_a, spec_s = _rollout(agent, 'spec', 1e9)
   corr_a, corr_s = _rollout(agent, kind, 1e9, corrector=corr, cparams=cparams)
-  np.testing.assert_allclose(spec_a, corr_a, atol=1e-6)
+  # Two different compiled programs: equal up to float32 rounding amplified by MPPI (1e-5).
+  np.testing.assert_allclose(spec_a, corr_a, atol=1e-5)
   assert int(corr_s.corrections) == int(spec_s.corrections) == 8  # 4 plans x 2 corrections
   # A non-zero corrector changes the corrected actions (and only those).
   cparams = jax.tree_util.tree_map(lambda x: x + 0.3, cparams)
