@@ -88,6 +88,8 @@ def _model_part(params):
 
 
 def init_train_state(model: wm_lib.WorldModel, cfg: TrainConfig, key: jax.Array) -> TrainState:
+  """Fresh parameters, target Qs and optimiser states (ValueError for an untrainable model)."""
+  check_trainable(model)
   params = model.init(key)
   model_opt, pi_opt = make_optimizers(cfg)
   return TrainState(params=params, target_qs=jax.tree_util.tree_map(jnp.copy, params['Qs']),
@@ -155,10 +157,24 @@ def pi_loss(pi_params, model, cfg: TrainConfig, params, zs, q_scale, key):
   return loss, (new_scale, dict(pi_loss=loss, pi_entropy=info.entropy.mean(), pi_scale=new_scale))
 
 
+def check_trainable(model: wm_lib.WorldModel) -> None:
+  """Raises ValueError for the models `update` cannot train (multitask or episodic)."""
+  if model.cfg.num_tasks or model.cfg.episodic:
+    kind = 'multitask' if model.cfg.num_tasks else 'episodic'
+    raise ValueError(f'training a {kind} model is not supported (no task ids in the batch, no '
+                     'termination loss): such models are for planning with converted weights')
+
+
 @functools.partial(jax.jit, static_argnames=('model', 'cfg'))
 def update(model: wm_lib.WorldModel, cfg: TrainConfig, state: TrainState, batch: replay.Batch,
            key: jax.Array) -> Tuple[TrainState, Dict[str, jax.Array]]:
-  """One TD-MPC2 update (model step, policy step, target update)."""
+  """One TD-MPC2 update (model step, policy step, target update).
+
+  Single-task, non-episodic models only: a multitask model needs task ids in the batch and an
+  episodic one a termination loss and masked TD targets, neither implemented (such models are
+  converted official weights, for planning); they raise ValueError here.
+  """
+  check_trainable(model)
   chex.assert_rank(batch.obs, 3)
   chex.assert_equal(batch.obs.shape[0], cfg.horizon + 1)
   model_key, pi_key = jax.random.split(key)

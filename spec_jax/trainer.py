@@ -133,7 +133,7 @@ def _init_run(model, train_cfg, planner_cfg, cfg: builders.RunConfig, num_envs):
   key = jax.random.PRNGKey(cfg.seed)
   init_key, key = jax.random.split(key)
   pstate = planner.init_state(planner_cfg, model.cfg.action_dim)
-  if num_envs > 1:
+  if cfg.batched:   # the batched loop's plan_batch needs the env axis even for one env
     pstate = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (num_envs,) + x.shape), pstate)
   run = RunState(train=agent.init_train_state(model, train_cfg, init_key), planner=pstate, key=key,
                  agent_step=jnp.zeros((), jnp.int32), episode=jnp.zeros((), jnp.int32),

@@ -1,4 +1,5 @@
 """TD-MPC2 losses and updates: hand values, optimizer groups, target update, vmap over seeds."""
+import dataclasses
 import math
 
 import jax
@@ -161,3 +162,17 @@ def test_params_initialised_inside_jit_give_the_eager_losses(model):
   eager, jitted = losses(jax.random.PRNGKey(3)), jax.jit(losses)(jax.random.PRNGKey(3))
   for name in ('reward_loss', 'value_loss', 'total_loss'):
     np.testing.assert_allclose(jitted[name], eager[name], rtol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize('extra, kind', [(dict(num_tasks=2, task_dim=4, action_dims=(2, 1)),
+                                          'multitask'), (dict(episodic=True), 'episodic')])
+def test_untrainable_models_are_refused_by_name(model, extra, kind):
+  # A multitask model would fail inside encode (no task ids in the batch); an episodic one would
+  # silently drop its termination head and use unmasked TD targets.
+  other = world_model.WorldModel(dataclasses.replace(model.cfg, **extra))
+  cfg = CFG
+  with pytest.raises(ValueError, match=f'training a {kind} model is not supported'):
+    agent.init_train_state(other, cfg, jax.random.PRNGKey(0))
+  state = agent.init_train_state(model, cfg, jax.random.PRNGKey(0))
+  with pytest.raises(ValueError, match=f'training a {kind} model'):
+    agent.update(other, cfg, state, _batch(jax.random.PRNGKey(1)), jax.random.PRNGKey(2))

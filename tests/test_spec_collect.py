@@ -163,3 +163,17 @@ def test_collection_longer_than_the_planner_horizon_fails_before_any_checkpoint(
   with pytest.raises(ValueError, match=r'collect_exec_len \(4\) cannot exceed the planner horizon'):
     trainer.train(cfg, str(tmp_path))
   assert not os.path.exists(os.path.join(str(tmp_path), 'checkpoints'))
+
+
+def test_one_traced_environment_trains_past_the_seed_phase(fake_traced, tmp_path):
+  # A traced-only backend runs the batched loop even with num_envs = 1 (RunConfig.batched);
+  # its planner state must carry the env axis (session 17: plan_batch failed at the first
+  # planned chunk, "vmap got inconsistent sizes").
+  cfg = _tiny(backend='fake-traced', num_envs=1, chunk_steps=4, episode_length=6, steps=12,
+              seed_steps=4, updates_per_step=0.25, update_chunk=4, eval_every=0,
+              checkpoint_every=12)
+  assert builders.run_config(cfg).batched
+  result = trainer.train(cfg, str(tmp_path))
+  assert result['agent_step'] == 12 and not result['interrupted']
+  with open(os.path.join(str(tmp_path), 'metrics.csv')) as f:
+    assert [float(r['collect_plan_frac']) for r in csv.DictReader(f)] == [0.0, 1.0, 1.0]
