@@ -97,14 +97,18 @@ def run_config(cfg) -> RunConfig:
     known ones), a negative wall_minutes or an unknown export_dtype.
   """
   if isinstance(cfg, RunConfig):
-    return cfg
+    return _checked(cfg)   # a hand-built RunConfig gets the same checks
   missing = [k for k in _REQUIRED if k not in cfg]
   if missing:
     raise ValueError(f'experiment config lacks {missing}')
   fields = {f.name for f in dataclasses.fields(RunConfig)}
   kw = {k: cfg[k] for k in fields if k in cfg}
   kw['model_scale'] = tuple(sorted((k, float(v)) for k, v in _dict(cfg.get('model_scale')).items()))
-  rc = RunConfig(**kw)
+  return _checked(RunConfig(**kw))
+
+
+def _checked(rc: RunConfig) -> RunConfig:
+  """``rc`` after the checks ``run_config`` documents (ValueError otherwise)."""
   caps = envs.backend(rc.backend).capabilities   # unknown backends list the known ones
   if rc.eval_every > 0 and envs.HOST not in caps:
     envs.backend(rc.eval_backend, envs.HOST)   # evaluation needs a host loop

@@ -1,5 +1,6 @@
 """The environment registry: backends, capabilities, lazy imports, the typed run config, and
 the jobs (trainer evaluation, evaluate, distill, sweep) building the export's backend."""
+import dataclasses
 import os
 import subprocess
 import sys
@@ -252,3 +253,14 @@ def test_traced_backend_runs_in_the_host_loop(fakes):
                    sp.SpecConfig(mode='spec', exec_len=2))
   out = evaluation.run_episode(ex, sp.ExecParams(params), env, jax.random.PRNGKey(0), 3, 1e9)
   assert len(out['step_ms']) == 3 and out['planner_calls'] == 2
+
+
+def test_a_hand_built_run_config_is_checked_too(fakes):
+  rc = builders.run_config(_tiny())
+  assert builders.run_config(rc) is rc
+  for bad, match in ((dict(wall_minutes=-1.0), 'wall_minutes'),
+                     (dict(export_dtype='int8'), 'export_dtype'),
+                     (dict(backend='gym'), 'Unknown environment backend'),
+                     (dict(collect_exec_len=2), 'needs a batched traced backend')):
+    with pytest.raises(ValueError, match=match):
+      builders.run_config(dataclasses.replace(rc, **bad))
