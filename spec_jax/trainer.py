@@ -130,6 +130,7 @@ class _Progress:
 
 
 def _init_run(model, train_cfg, planner_cfg, cfg: builders.RunConfig, num_envs):
+  cfg = builders.run_config(cfg)   # (tests pass the experiment ConfigDict)
   key = jax.random.PRNGKey(cfg.seed)
   init_key, key = jax.random.split(key)
   pstate = planner.init_state(planner_cfg, model.cfg.action_dim)

@@ -350,6 +350,7 @@ def test_defer_config_checked_and_labelled():
   assert evaluation.label(ex, evaluation.Runtime(plan_ahead=True)) == 'spec+ahead+defer H=2'
 
 
+@pytest.mark.slow   # its twin for the paper's executor stays in the default run
 def test_deferred_episodes_compile_nothing_after_the_warm_up():
   wm, params = toy.small_agent()
   pc = config.PlannerConfig(horizon=3, iterations=1, num_samples=24, num_elites=3, num_pi_trajs=3)

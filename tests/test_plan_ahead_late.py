@@ -227,6 +227,7 @@ class _CacheAtReset(toy.FakeEnv):
     return super().reset(seed)
 
 
+@pytest.mark.slow   # (session 17, test time) test_plan_ahead.py has the default twin
 def test_late_plan_ahead_is_compiled_before_the_timed_episode_and_only_once():
   wm, params = toy.small_agent()
   # A planner config no other test uses: jit caches are per process and keyed on the executor.
