@@ -363,7 +363,9 @@ def test_capacities_and_executed_plans():
     sp.capacities(0)
 
 
-def test_batched_steps_take_a_task_id_per_environment():
+@pytest.mark.parametrize('batched', [sp.step_batch_compact, pytest.param(
+    sp.step_batch_sequential, marks=pytest.mark.slow)], ids=['compact', 'sequential'])
+def test_batched_steps_take_a_task_id_per_environment(batched):
   # Multitask model (2 tasks, action dims 1 and 2): B = 2 environments on tasks (1, 0); at the
   # second step only env 1 replans (tau = 0), so the compact step gathers ONE task id (task 0,
   # not the first environment's task 1).
@@ -378,18 +380,17 @@ def test_batched_steps_take_a_task_id_per_environment():
   keys = jax.random.split(jax.random.PRNGKey(2), 2 * B).reshape(2, B, 2)
   taus = (jnp.full((B,), 1e9), jnp.array([1e9, 0.0]))
   # step_batch / step_batch_shared share _check_batch and _replan_batch; the two steps sweeps
-  # use (compact, sequential) are compared with single steps here.
-  for batched in (sp.step_batch_compact, sp.step_batch_sequential):
-    state, singles = sp.batch_state(sp.init_state(ex), B), [sp.init_state(ex)] * B
-    for t in range(2):
-      a, state, info = batched(ex, xp, state, obs[t], keys[t], taus[t], jnp.full((B,), t == 0),
-                               task=tasks)
-      for i in range(B):
-        ai, singles[i], _ = sp.step(ex, xp, singles[i], obs[t, i], keys[t, i], taus[t][i], t == 0,
-                                    task=tasks[i])
-        np.testing.assert_allclose(a[i], ai, atol=1e-5)
-        np.testing.assert_allclose(state.latent_queue[i], singles[i].latent_queue, atol=1e-5)
-    np.testing.assert_array_equal(info.replanned, [False, True])
-    assert float(a[1, 1]) == 0.0 and float(a[0, 1]) != 0.0    # task 0 has one action dim
+  # use (compact, sequential; the latter with -m slow) are compared with single steps here.
+  state, singles = sp.batch_state(sp.init_state(ex), B), [sp.init_state(ex)] * B
+  for t in range(2):
+    a, state, info = batched(ex, xp, state, obs[t], keys[t], taus[t], jnp.full((B,), t == 0),
+                             task=tasks)
+    for i in range(B):
+      ai, singles[i], _ = sp.step(ex, xp, singles[i], obs[t, i], keys[t, i], taus[t][i], t == 0,
+                                  task=tasks[i])
+      np.testing.assert_allclose(a[i], ai, atol=1e-5)
+      np.testing.assert_allclose(state.latent_queue[i], singles[i].latent_queue, atol=1e-5)
+  np.testing.assert_array_equal(info.replanned, [False, True])
+  assert float(a[1, 1]) == 0.0 and float(a[0, 1]) != 0.0    # task 0 has one action dim
   with pytest.raises(ValueError, match='multitask'):
     sp.step_batch_compact(ex, xp, state, obs[0], keys[0], 1e9, False)
