@@ -107,7 +107,7 @@ def test_loss_hand_value(agent):
   np.testing.assert_allclose(loss, mse, rtol=1e-6)  # regulariser is 0 when a_corr = a_spec
 
 
-@pytest.mark.parametrize('kind', ['mlp', 'transformer'])
+@pytest.mark.parametrize('kind', ['mlp', pytest.param('transformer', marks=pytest.mark.slow)])
 def test_training_reduces_train_loss(data, kind):
   ds, _ = data
   corr = correctors.Corrector(correctors.CorrectorConfig(kind, hidden=64), 32, 1)

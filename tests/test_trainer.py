@@ -113,6 +113,7 @@ def test_updates_run_exactly_num_updates(full_run):
   assert int(after.train.step) - before == 70   # one epoch of 50 + a remainder epoch of 20
 
 
+@pytest.mark.slow   # (session 17, test time; ~8 s of one worker)
 def test_long_update_phases_log_their_progress(full_run, monkeypatch):
   # Seed-data pretraining runs thousands of updates in one phase: it must not be silent.
   # Epochs [20, 20, 20, 10], logged at most every 30 s, on a scripted clock: start 0, epochs
