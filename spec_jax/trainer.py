@@ -129,8 +129,8 @@ class _Progress:
             f'{sps:.1f} agent steps/s | elapsed {elapsed / 60:.1f} min | ETA {eta / 60:.1f} min')
 
 
-def _init_run(model, train_cfg, planner_cfg, cfg: builders.RunConfig, num_envs):
-  cfg = builders.run_config(cfg)   # (tests pass the experiment ConfigDict)
+def _init_run(model, train_cfg, planner_cfg, cfg: builders.RunConfig):
+  num_envs = cfg.num_envs if cfg.batched else 1   # the host loop runs one environment
   key = jax.random.PRNGKey(cfg.seed)
   init_key, key = jax.random.split(key)
   pstate = planner.init_state(planner_cfg, model.cfg.action_dim)
@@ -237,8 +237,7 @@ def train(cfg, workdir: str) -> Dict[str, Any]:
   if rc.collect_exec_len > planner_cfg.horizon:   # before any checkpoint is read
     raise ValueError(f'collect_exec_len ({rc.collect_exec_len}) cannot exceed the planner '
                      f'horizon ({planner_cfg.horizon})')
-  num_envs = rc.num_envs if rc.batched else 1
-  run, buf = _init_run(model, train_cfg, planner_cfg, rc, num_envs)
+  run, buf = _init_run(model, train_cfg, planner_cfg, rc)
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'), rc.keep)
   try:
     run, buf, resumed = _maybe_restore(ckpt, run, buf)

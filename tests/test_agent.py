@@ -170,9 +170,8 @@ def test_untrainable_models_are_refused_by_name(model, extra, kind):
   # A multitask model would fail inside encode (no task ids in the batch); an episodic one would
   # silently drop its termination head and use unmasked TD targets.
   other = world_model.WorldModel(dataclasses.replace(model.cfg, **extra))
-  cfg = CFG
   with pytest.raises(ValueError, match=f'training a {kind} model is not supported'):
-    agent.init_train_state(other, cfg, jax.random.PRNGKey(0))
-  state = agent.init_train_state(model, cfg, jax.random.PRNGKey(0))
+    agent.init_train_state(other, CFG, jax.random.PRNGKey(0))
+  state = agent.init_train_state(model, CFG, jax.random.PRNGKey(0))
   with pytest.raises(ValueError, match=f'training a {kind} model'):
-    agent.update(other, cfg, state, _batch(jax.random.PRNGKey(1)), jax.random.PRNGKey(2))
+    agent.update(other, CFG, state, _batch(jax.random.PRNGKey(1)), jax.random.PRNGKey(2))

@@ -105,7 +105,7 @@ def test_updates_run_exactly_num_updates(full_run):
   from spec_jax import builders
   env = builders.make_env(cfg)
   model, pcfg, tcfg = builders.make_agent_configs(cfg, env.spec.obs_dim, env.spec.action_dim)
-  run, buf = trainer._init_run(model, tcfg, pcfg, cfg, 1)
+  run, buf = trainer._init_run(model, tcfg, pcfg, builders.run_config(cfg))
   items, _ = ckpt.restore({'run': run, 'buffer': buf})
   ckpt.close()
   before = int(items['run'].train.step)
@@ -123,7 +123,7 @@ def test_long_update_phases_log_their_progress(full_run, monkeypatch):
   cfg, workdir, _ = full_run
   env = builders.make_env(cfg)
   model, pcfg, tcfg = builders.make_agent_configs(cfg, env.spec.obs_dim, env.spec.action_dim)
-  run, buf = trainer._init_run(model, tcfg, pcfg, cfg, 1)
+  run, buf = trainer._init_run(model, tcfg, pcfg, builders.run_config(cfg))
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'))
   items, _ = ckpt.restore({'run': run, 'buffer': buf})
   ckpt.close()
@@ -143,7 +143,7 @@ def test_checkpoint_round_trip(full_run, tmp_path):
   from spec_jax import builders
   env = builders.make_env(cfg)
   model, pcfg, tcfg = builders.make_agent_configs(cfg, env.spec.obs_dim, env.spec.action_dim)
-  run, buf = trainer._init_run(model, tcfg, pcfg, cfg, 1)
+  run, buf = trainer._init_run(model, tcfg, pcfg, builders.run_config(cfg))
   items, meta = ckpt.restore({'run': run, 'buffer': buf})
   assert meta['agent_step'] == 300 and meta['env_step'] == 600
   assert int(items['run'].agent_step) == 300
