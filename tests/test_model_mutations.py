@@ -92,6 +92,47 @@ def _update(params, batch, target_qs=None, q_scale=1.0):
 
 # ---- agent: model loss ------------------------------------------------------------------------
 
+def _adam_by_hand(grads, lr, eps, b1=0.9, b2=0.999):
+  """Adam's updates (numpy) for a sequence of gradient arrays."""
+  m = v = 0.0
+  out = []
+  for t, g in enumerate(grads, start=1):
+    m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+    out.append(-lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps))
+  return out
+
+
+def test_optimizers_clip_the_global_norm_before_adam():
+  """A gradient of global norm 1000 is scaled to norm 20 before Adam (over the encoder AND the
+  rest together for the model optimiser, whose encoder has 0.3x the learning rate), a gradient
+  of norm 0.5 is not; Adam's second update depends on the first gradient's scale, so it shows
+  the clipping (Adam's first step is sign-like and does not)."""
+  rng = np.random.default_rng(3)
+  g_enc, g_dyn = rng.standard_normal(3), rng.standard_normal(4)
+  norm = float(np.sqrt(np.sum(g_enc ** 2) + np.sum(g_dyn ** 2)))
+  scales = (1000.0 / norm, 0.5 / norm)           # global norms 1000, then 0.5
+  clipped = (20.0 / norm, 0.5 / norm)
+  model_opt, pi_opt = agent.make_optimizers(CFG)
+  params = {'encoder': jnp.zeros(3), 'dynamics': jnp.zeros(4)}
+  opt_state, got = model_opt.init(params), []
+  for s in scales:
+    grads = {'encoder': jnp.asarray(s * g_enc), 'dynamics': jnp.asarray(s * g_dyn)}
+    upd, opt_state = model_opt.update(grads, opt_state, params)
+    got.append(upd)
+  for key, g, lr in (('encoder', g_enc, CFG.lr * CFG.enc_lr_scale), ('dynamics', g_dyn, CFG.lr)):
+    want = _adam_by_hand([c * g for c in clipped], lr, 1e-8)
+    for step in range(2):
+      np.testing.assert_allclose(np.asarray(got[step][key]), want[step], rtol=1e-4, atol=1e-9)
+  pi_state, pi_got = pi_opt.init(jnp.zeros(3)), []
+  for s in (1000.0, 0.5):
+    g = s * g_enc / np.linalg.norm(g_enc)
+    upd, pi_state = pi_opt.update(jnp.asarray(g), pi_state)
+    pi_got.append(upd)
+  want = _adam_by_hand([c * g_enc / np.linalg.norm(g_enc) for c in (20.0, 0.5)], CFG.lr, 1e-5)
+  for step in range(2):
+    np.testing.assert_allclose(np.asarray(pi_got[step]), want[step], rtol=1e-4, atol=1e-9)
+
+
 def test_value_loss_targets_are_reward_plus_discounted_min_of_the_target_qs():
   # Online Q members: constant ramp logits b_k = s k (zero output kernel), so with the two-hot
   # target's weights on bins around position p(y) = (symlog(y) + 10) / 0.2 the cross-entropy is
