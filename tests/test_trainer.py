@@ -99,15 +99,22 @@ def test_epoch_sizes_run_exactly_the_asked_number(n, chunk, sizes):
   assert trainer.epoch_sizes(n, chunk) == sizes
 
 
-def test_updates_run_exactly_num_updates(full_run):
-  cfg, workdir, _ = full_run
-  ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'))
-  from spec_jax import builders
+def _restore_full_run(cfg, workdir):
+  """The full run's last checkpoint restored into fresh templates built as train() builds them:
+  (model, train config, (run, buffer) templates, restored items, metadata, latest step)."""
   env = builders.make_env(cfg)
   model, pcfg, tcfg = builders.make_agent_configs(cfg, env.spec.obs_dim, env.spec.action_dim)
   run, buf = trainer._init_run(model, tcfg, pcfg, builders.run_config(cfg))
-  items, _ = ckpt.restore({'run': run, 'buffer': buf})
+  ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'))
+  latest = ckpt.latest_step()
+  items, meta = ckpt.restore({'run': run, 'buffer': buf})
   ckpt.close()
+  return model, tcfg, (run, buf), items, meta, latest
+
+
+def test_updates_run_exactly_num_updates(full_run):
+  cfg, workdir, _ = full_run
+  model, tcfg, _, items, _, _ = _restore_full_run(cfg, workdir)
   before = int(items['run'].train.step)
   after, _ = trainer._updates(model, tcfg, items['run'], items['buffer'], 70, 50)
   assert int(after.train.step) - before == 70   # one epoch of 50 + a remainder epoch of 20
@@ -121,12 +128,7 @@ def test_long_update_phases_log_their_progress(full_run, monkeypatch):
   # start; no rate yet), not after epoch 2 (10 s since the last line), after epoch 3: 40
   # updates in the 40 s since epoch 1 = 1.0 updates/s, 10 left = 0.2 min; never after the last.
   cfg, workdir, _ = full_run
-  env = builders.make_env(cfg)
-  model, pcfg, tcfg = builders.make_agent_configs(cfg, env.spec.obs_dim, env.spec.action_dim)
-  run, buf = trainer._init_run(model, tcfg, pcfg, builders.run_config(cfg))
-  ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'))
-  items, _ = ckpt.restore({'run': run, 'buffer': buf})
-  ckpt.close()
+  model, tcfg, _, items, _, _ = _restore_full_run(cfg, workdir)
   lines, clock = [], iter([0.0, 100.0, 110.0, 140.0, 150.0])
   monkeypatch.setattr(trainer, '_clock', lambda: next(clock))
   monkeypatch.setattr(trainer.logging, 'info', lambda fmt, *a: lines.append(fmt % a))
@@ -138,13 +140,8 @@ def test_long_update_phases_log_their_progress(full_run, monkeypatch):
 
 def test_checkpoint_round_trip(full_run, tmp_path):
   cfg, workdir, _ = full_run
-  ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'))
-  assert ckpt.latest_step() == 300
-  from spec_jax import builders
-  env = builders.make_env(cfg)
-  model, pcfg, tcfg = builders.make_agent_configs(cfg, env.spec.obs_dim, env.spec.action_dim)
-  run, buf = trainer._init_run(model, tcfg, pcfg, builders.run_config(cfg))
-  items, meta = ckpt.restore({'run': run, 'buffer': buf})
+  _, _, (run, buf), items, meta, latest = _restore_full_run(cfg, workdir)
+  assert latest == 300
   assert meta['agent_step'] == 300 and meta['env_step'] == 600
   assert int(items['run'].agent_step) == 300
   # Updates run exactly as asked: 100 pretraining updates at the end of the seed phase (step
@@ -155,7 +152,7 @@ def test_checkpoint_round_trip(full_run, tmp_path):
   other = checkpoint.Checkpointer(str(tmp_path / 'copy'))
   other.save(7, items, {'agent_step': 300})
   again, _ = other.restore({'run': run, 'buffer': buf})
-  ckpt.close(), other.close()
+  other.close()
   for a, b in zip(jax.tree_util.tree_leaves(items), jax.tree_util.tree_leaves(again)):
     np.testing.assert_array_equal(a, b)
 
