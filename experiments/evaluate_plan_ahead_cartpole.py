@@ -1,6 +1,6 @@
 """Plan-ahead on a second task (issue 12.1): cartpole-swingup (MuJoCo Playground MJX, through
 the host adapter), the best cartpole agent this project trained (issue 11.2's seed-4 run with
-speculative collection, 30k agent steps: 790 +- 15 replanning every step on seeds 300..309),
+speculative collection, 30k agent steps: 790 +- 8 replanning every step on seeds 300..309),
 with an MLP corrector distilled for it (experiments/distill_cartpole_mjx.py). The task is the
 easy one (its open-loop queues already lose little), chosen because 12.1's target asks for a
 task where the verifier accepts >= 90% of queue ends; walker-run stays the hard case
