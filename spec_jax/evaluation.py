@@ -117,8 +117,11 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
                 runtime: Runtime = Runtime(), log_fn=None, online_state=None,
                 task: Optional[int] = None) -> Dict[str, Any]:
   """One host-loop episode; per-step decision latency = observation in -> action out (wall
-  clock, including any wait for a ready plan). Steps whose input was non-finite (SAFE_ACTION
-  emitted) are reported with their step index. With ``runtime.online`` the corrector adapts
+  clock, including any wait for a ready plan). Only the step is on that path: each step's key
+  is split after the previous action is out, and a plan made ahead is copied to the step device
+  when it is dispatched (an asynchronous copy that completes with the plan), not when it is
+  offered. Steps whose input was non-finite (SAFE_ACTION emitted) are reported with their
+  step index. With ``runtime.online`` the corrector adapts
   from ``online_state`` on (``online.init``) and the result has the new ``online_state``.
   ``task``: the task id of a multitask model (its env seen through ``envs.task_view``)."""
   runtime.check(ex)
@@ -134,12 +137,12 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
   E = ex.spec.effective_exec_len
   step_ms, replanned, bad_steps, ahead_calls, offered, rescue = [], [], [], 0, 0, False
   end_offered, end_adopted = 0, 0
+  key, step_key = jax.random.split(key)
   while not done:
     start = time.perf_counter()
-    key, step_key = jax.random.split(key)
     # A plan-ahead is offered at its queue end, a rescue plan (on_reject 'defer') at once.
     use_ready = pending is not None and (rescue or int(state.index) >= E)
-    ready = put(pending) if use_ready else empty
+    ready = pending if use_ready else empty
     at_end = use_ready and not rescue   # a plan made ahead for this queue end
     action, state, info = sp.step(ex, step_params, state, jnp.asarray(obs), step_key, tau, t == 0,
                                   ready, task=task)
@@ -161,8 +164,8 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
     rescue = runtime.plan_ahead and bool(info.deferred)
     launched = _launch_next_plan(ex, runtime, dev_params, state, info,
                                  action, jax.random.fold_in(step_key, 1), rescue, task)
-    if launched is not None:
-      pending, ahead_calls = launched, ahead_calls + 1
+    if launched is not None:   # on the step device when it is done, not when it is offered
+      pending, ahead_calls = put(launched), ahead_calls + 1
     if bool(info.nonfinite):
       pending, rescue = None, False     # made for a state the step did not keep
       bad_steps.append(t)
@@ -171,6 +174,7 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
                'safe action emitted')
     obs, reward, done, _ = env.step(action)
     ret, t = ret + reward, t + 1
+    key, step_key = jax.random.split(key)   # the next decision's key, before its observation
     if runtime.period_ms > 0:
       time.sleep(max(0.0, runtime.period_ms / 1e3 - (time.perf_counter() - start)))
   return dict(seed=seed, ret=ret, planner_calls=int(state.planner_calls),
@@ -203,7 +207,7 @@ def _compile_programs(ex: sp.Executor, params: sp.ExecParams, key: jax.Array, ta
   """Compiles both cond branches of the step (and the plan-ahead / rescue programs the
   runtime uses) before anything is timed."""
   init = sp.init_state(ex)
-  jax.block_until_ready(jax.random.split(key))   # run_episode's first timed op: warm it too
+  jax.block_until_ready(jax.random.split(key))   # run_episode's key split: warm it too
   jax.block_until_ready(sp.step(ex, _committed(params), _committed(init),
                                 jnp.zeros(ex.model.cfg.obs_dim), key, tau, True,
                                 _committed(sp.no_ready(ex)), task=task)[0])

@@ -1,6 +1,9 @@
 """Late plan-ahead (Runtime.ahead_lead = L): the next plan is made L steps before the queue end,
 from the L-step prediction of the latest REAL latent, with the full planner, and offered at the
 queue end like any plan made ahead."""
+import time
+import types
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -240,3 +243,49 @@ def test_late_plan_ahead_is_compiled_before_the_timed_episode_and_only_once():
   assert row['adopted'] == 3 and row['ahead_lead'] == 1
   after = sp.step._cache_size(), sp.plan_ahead_late._cache_size()
   assert env.at_reset == after == (before[0] + 1, before[1] + 1)
+
+
+def test_decision_path_holds_only_the_step_and_ready_plans_are_moved_at_dispatch(monkeypatch):
+  # What is timed as decision latency (from the clock read at the observation to the action)
+  # may hold the step alone: the key split and the copy of a plan made ahead to the step
+  # device belong to the idle time after the previous action (the copy is dispatched with the
+  # plan and completes when it does). Pipelined E = 1 / lead 1, tau 1e9: a ready plan at each
+  # of steps 1..6.
+  ex, xp = _mlp_agent(exec_len=1)
+  events, moved = [], set()
+  real_put, real_step, real_split = evaluation._committed, sp.step, jax.random.split
+
+  def put(x):
+    events.append('put')
+    out = real_put(x)
+    moved.add(id(out))
+    return out
+
+  def step(ex_, params, state, obs, key, tau, t0, ready, task=None):
+    events.append('step')
+    assert id(ready) in moved            # what the step is offered is on the step device
+    offered.append(bool(ready.valid))
+    return real_step(ex_, params, state, obs, key, tau, t0, ready, task=task)
+
+  def split(*a, **k):
+    events.append('split')
+    return real_split(*a, **k)
+
+  def clock():
+    events.append('clock')
+    return time.perf_counter()
+
+  offered = []
+  monkeypatch.setattr(evaluation, '_committed', put)
+  monkeypatch.setattr(sp, 'step', step)
+  monkeypatch.setattr(jax.random, 'split', split)
+  monkeypatch.setattr(evaluation, 'time', types.SimpleNamespace(perf_counter=clock,
+                                                                 sleep=time.sleep))
+  out = evaluation.run_episode(ex, xp, toy.FakeEnv(OBS, 1), jax.random.PRNGKey(0), 0, 1e9,
+                               evaluation.Runtime(plan_ahead=True, ahead_lead=1))
+  assert out['adopted'] == 6 and offered == [False] + [True] * 6
+  starts = [i for i, e in enumerate(events) if e == 'step']
+  assert len(starts) == 7
+  for i in starts:
+    last_clock = max(j for j in range(i) if events[j] == 'clock')
+    assert events[last_clock + 1:i] == [], events[last_clock:i + 1]
