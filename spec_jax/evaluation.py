@@ -172,9 +172,9 @@ def run_episode(ex: sp.Executor, params: sp.ExecParams, env, key: jax.Array, see
       if log_fn:
         log_fn(f'non-finite observation/latent/action at episode seed {seed}, step {t}: '
                'safe action emitted')
+    key, step_key = jax.random.split(key)   # the next decision's key, off its timed path
     obs, reward, done, _ = env.step(action)
     ret, t = ret + reward, t + 1
-    key, step_key = jax.random.split(key)   # the next decision's key, before its observation
     if runtime.period_ms > 0:
       time.sleep(max(0.0, runtime.period_ms / 1e3 - (time.perf_counter() - start)))
   return dict(seed=seed, ret=ret, planner_calls=int(state.planner_calls),
@@ -207,7 +207,7 @@ def _compile_programs(ex: sp.Executor, params: sp.ExecParams, key: jax.Array, ta
   """Compiles both cond branches of the step (and the plan-ahead / rescue programs the
   runtime uses) before anything is timed."""
   init = sp.init_state(ex)
-  jax.block_until_ready(jax.random.split(key))   # run_episode's key split: warm it too
+  jax.block_until_ready(jax.random.split(key))   # run_episode's key split (untimed; warmed)
   jax.block_until_ready(sp.step(ex, _committed(params), _committed(init),
                                 jnp.zeros(ex.model.cfg.obs_dim), key, tau, True,
                                 _committed(sp.no_ready(ex)), task=task)[0])

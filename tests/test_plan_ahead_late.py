@@ -1,6 +1,10 @@
 """Late plan-ahead (Runtime.ahead_lead = L): the next plan is made L steps before the queue end,
 from the L-step prediction of the latest REAL latent, with the full planner, and offered at the
 queue end like any plan made ahead."""
+import json
+import os
+import subprocess
+import sys
 import time
 import types
 
@@ -252,18 +256,17 @@ def test_decision_path_holds_only_the_step_and_ready_plans_are_moved_at_dispatch
   # plan and completes when it does). Pipelined E = 1 / lead 1, tau 1e9: a ready plan at each
   # of steps 1..6.
   ex, xp = _mlp_agent(exec_len=1)
-  events, moved = [], set()
+  events, moved = [], []    # moved: kept alive, so an identity check cannot hit a reused id
   real_put, real_step, real_split = evaluation._committed, sp.step, jax.random.split
 
   def put(x):
     events.append('put')
-    out = real_put(x)
-    moved.add(id(out))
-    return out
+    moved.append(real_put(x))
+    return moved[-1]
 
   def step(ex_, params, state, obs, key, tau, t0, ready, task=None):
     events.append('step')
-    assert id(ready) in moved            # what the step is offered is on the step device
+    assert any(ready is m for m in moved)   # what the step is offered went through the copy
     offered.append(bool(ready.valid))
     return real_step(ex_, params, state, obs, key, tau, t0, ready, task=task)
 
@@ -289,3 +292,28 @@ def test_decision_path_holds_only_the_step_and_ready_plans_are_moved_at_dispatch
   for i in starts:
     last_clock = max(j for j in range(i) if events[j] == 'clock')
     assert events[last_clock + 1:i] == [], events[last_clock:i + 1]
+
+
+def test_plans_made_ahead_reach_the_step_on_the_step_device_with_three_devices():
+  # Step, plan-ahead and rescue devices apart (as launch/evaluate.py runs on a CPU): every
+  # offered plan is on the step device, the timed episode compiles no step variant, and the
+  # actions equal this (one-device) process's.
+  script = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'scripts',
+                        'plan_ahead_devices.py')
+  flags = os.environ['XLA_FLAGS'].replace('--xla_force_host_platform_device_count=1', '')
+  env = dict(os.environ, XLA_FLAGS=flags + ' --xla_force_host_platform_device_count=3')
+  out = subprocess.run([sys.executable, script], env=env, capture_output=True, text=True,
+                       timeout=600)
+  assert out.returncode == 0, out.stderr[-3000:]
+  res = json.loads(out.stdout.strip().splitlines()[-1])
+  assert res['n'] == 3
+  assert len(res['seen']) == 3 + 5 and all(s == [0] for s in res['seen'])  # 3 adopted, 5 rescue
+  for tau, (adopted, deferred) in ((1e9, (3, 0)), (0.0, (0, 6))):
+    r = res[str(tau)]
+    assert (r['adopted'], r['deferred']) == (adopted, deferred)
+    assert r['after'] == r['at_reset']            # nothing compiled inside the episode
+    ex, xp = _mlp_agent(on_reject='defer')
+    env1 = toy.FakeEnv(OBS, 1)
+    evaluation.evaluate_mode(ex, xp, env1, tau, 1, jax.random.PRNGKey(0),
+                             runtime=evaluation.Runtime(plan_ahead=True, ahead_lead=1))
+    np.testing.assert_allclose(r['actions'], np.stack(env1.actions), atol=1e-5)
