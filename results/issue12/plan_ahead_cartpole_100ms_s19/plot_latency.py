@@ -1,5 +1,6 @@
 """Decision latency of the cartpole no-wait executors at an emulated 100 ms period, before and
-after session 19's decision-path change, as a share of the baseline's median plan call in the
+after session 19's decision-path change (and the E = 3 row of the run with the paper's
+executor, seeds 420..429), as a share of the baseline's median plan call in the
 same run. Reads the evaluation CSVs next to this file; writes latency.png.
 
   python results/issue12/plan_ahead_cartpole_100ms_s19/plot_latency.py
@@ -13,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUNS = (('before', 'old code, seeds 400..409'), ('after', 'new code, seeds 400..409'),
-        ('after_rep', 'new code, seeds 410..419'))
+        ('after_rep', 'new code, seeds 410..419'), ('paper', 'new code, seeds 420..429'))
 
 
 def rows(name):
@@ -21,18 +22,19 @@ def rows(name):
     out = list(csv.DictReader(f))
   plan = float(next(r for r in out if r['mode'] == 'baseline')['step_ms_median'])
   return [(f"E = {r['exec_len']}", 100 * float(r['step_ms_median']) / plan,
-           100 * float(r['step_ms_p99']) / plan) for r in out if r['mode'] != 'baseline']
+           100 * float(r['step_ms_p99']) / plan) for r in out if r['ahead'] == '1']
 
 
 def main():
   fig, ax = plt.subplots(figsize=(7, 4))
-  width, labels = 0.25, None
+  width, labels = 0.2, None
   for i, (name, title) in enumerate(RUNS):
     if not os.path.exists(os.path.join(HERE, name, 'evaluation.csv')):
       continue
     r = rows(name)
-    labels = [x[0] + ', lead 1, defer' for x in r]
-    xs = [j + (i - 1) * width for j in range(len(r))]
+    names = ['E = 3', 'E = 1']
+    labels = [n + ', lead 1, defer' for n in names]
+    xs = [names.index(x[0]) + (i - 1.5) * width for x in r]
     ax.bar(xs, [x[2] for x in r], width, label=f'p99, {title}', alpha=0.85)
     ax.scatter(xs, [x[1] for x in r], color='k', marker='_', s=200, zorder=3,
                label='p50' if i == 0 else None)
