@@ -207,7 +207,6 @@ def _compile_programs(ex: sp.Executor, params: sp.ExecParams, key: jax.Array, ta
   """Compiles both cond branches of the step (and the plan-ahead / rescue programs the
   runtime uses) before anything is timed."""
   init = sp.init_state(ex)
-  jax.block_until_ready(jax.random.split(key))   # run_episode's key split (untimed; warmed)
   jax.block_until_ready(sp.step(ex, _committed(params), _committed(init),
                                 jnp.zeros(ex.model.cfg.obs_dim), key, tau, True,
                                 _committed(sp.no_ready(ex)), task=task)[0])

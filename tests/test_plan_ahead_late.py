@@ -1,10 +1,6 @@
 """Late plan-ahead (Runtime.ahead_lead = L): the next plan is made L steps before the queue end,
 from the L-step prediction of the latest REAL latent, with the full planner, and offered at the
 queue end like any plan made ahead."""
-import json
-import os
-import subprocess
-import sys
 import time
 import types
 
@@ -256,7 +252,8 @@ def test_decision_path_holds_only_the_step_and_ready_plans_are_moved_at_dispatch
   # plan and completes when it does). Pipelined E = 1 / lead 1, tau 1e9: a ready plan at each
   # of steps 1..6.
   ex, xp = _mlp_agent(exec_len=1)
-  events, moved = [], []    # moved: kept alive, so an identity check cannot hit a reused id
+  events, offered = [], []
+  moved = []    # kept alive, so the identity check below cannot hit a reused id
   real_put, real_step, real_split = evaluation._committed, sp.step, jax.random.split
 
   def put(x):
@@ -278,7 +275,6 @@ def test_decision_path_holds_only_the_step_and_ready_plans_are_moved_at_dispatch
     events.append('clock')
     return time.perf_counter()
 
-  offered = []
   monkeypatch.setattr(evaluation, '_committed', put)
   monkeypatch.setattr(sp, 'step', step)
   monkeypatch.setattr(jax.random, 'split', split)
@@ -298,14 +294,7 @@ def test_plans_made_ahead_reach_the_step_on_the_step_device_with_three_devices()
   # Step, plan-ahead and rescue devices apart (as launch/evaluate.py runs on a CPU): every
   # offered plan is on the step device, the timed episode compiles no step variant, and the
   # actions equal this (one-device) process's.
-  script = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'scripts',
-                        'plan_ahead_devices.py')
-  flags = os.environ['XLA_FLAGS'].replace('--xla_force_host_platform_device_count=1', '')
-  env = dict(os.environ, XLA_FLAGS=flags + ' --xla_force_host_platform_device_count=3')
-  out = subprocess.run([sys.executable, script], env=env, capture_output=True, text=True,
-                       timeout=600)
-  assert out.returncode == 0, out.stderr[-3000:]
-  res = json.loads(out.stdout.strip().splitlines()[-1])
+  res = toy.run_device_script('plan_ahead_devices.py', 3)
   assert res['n'] == 3
   assert len(res['seen']) == 3 + 5 and all(s == [0] for s in res['seen'])  # 3 adopted, 5 rescue
   for tau, (adopted, deferred) in ((1e9, (3, 0)), (0.0, (0, 6))):

@@ -126,17 +126,7 @@ def test_perturbation_changes_outcome():
 
 @pytest.mark.slow
 def test_sweep_sharded_over_four_cpu_devices_equals_one_device():
-  import json
-  import os
-  import subprocess
-  import sys
-  script = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'scripts', 'sharded_sweep.py')
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=4',
-             MUJOCO_GL='disable')
-  out = subprocess.run([sys.executable, script], env=env, capture_output=True, text=True,
-                       timeout=600)
-  assert out.returncode == 0, out.stderr[-3000:]
-  res = json.loads(out.stdout.strip().splitlines()[-1])
+  res = toy.run_device_script('sharded_sweep.py', 4)
   assert res['n'] == 4                                    # really sharded over 4 devices
   np.testing.assert_allclose(res['ret'], res['ret1'], rtol=1e-5, atol=1e-5)
   assert res['calls'] == res['calls1']

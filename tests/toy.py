@@ -7,6 +7,11 @@ with ``track=True``, target = clip(z, -1, 1) (the best action depends on the sta
 sequence, so no simulator is needed where it adds nothing.
 """
 import dataclasses
+import json
+import os
+import re
+import subprocess
+import sys
 from typing import NamedTuple, Optional
 
 import jax
@@ -155,3 +160,18 @@ def constant_correction_params(cor, c):
   bias = p['GatedHead_0']['delta_out']['bias']
   p['GatedHead_0']['delta_out']['bias'] = jnp.full(bias.shape, np.arctanh(c), jnp.float32)
   return p
+
+
+def run_device_script(name: str, devices: int) -> dict:
+  """Runs tests/scripts/<name> in a subprocess with ``devices`` forced host devices (the test
+  session's other XLA flags kept) and returns the JSON its last output line prints; fails
+  with the script's stderr if it exits non-zero."""
+  script = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'scripts', name)
+  flags = re.sub(r'--xla_force_host_platform_device_count=\d+', '',
+                 os.environ.get('XLA_FLAGS', ''))
+  env = dict(os.environ, XLA_FLAGS=f'{flags} --xla_force_host_platform_device_count={devices}',
+             MUJOCO_GL='disable')
+  out = subprocess.run([sys.executable, script], env=env, capture_output=True, text=True,
+                       timeout=600)
+  assert out.returncode == 0, out.stderr[-3000:]
+  return json.loads(out.stdout.strip().splitlines()[-1])
